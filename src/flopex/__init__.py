@@ -1,0 +1,3 @@
+"""flopex: a verifiable compute exchange for generative AI."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""``python -m flopex`` runs the CLI."""
+
+from flopex.cli.main import main
+
+main()

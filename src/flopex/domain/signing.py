@@ -1,0 +1,53 @@
+"""Canonical JSON (RFC 8785) and Ed25519 signatures over it: what contracts and reports sign."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) bytes of a JSON value: the same object always gives the same bytes."""
+    out: bytes = rfc8785.dumps(value)
+    return out
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def public_key_b64(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """The raw 32-byte public key, base64."""
+    pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def load_public_key(b64: str) -> Ed25519PublicKey | None:
+    """Parse a base64 raw Ed25519 public key; ``None`` when malformed."""
+    try:
+        raw = base64.b64decode(b64, validate=True)
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (ValueError, TypeError):
+        return None
+
+
+def sign(key: Ed25519PrivateKey, payload: Any) -> str:
+    """Base64 Ed25519 signature over the canonical JSON of ``payload``."""
+    return base64.b64encode(key.sign(canonical_json(payload))).decode()
+
+
+def verify(public_key: Ed25519PublicKey, payload: Any, signature_b64: str) -> bool:
+    """Whether ``signature_b64`` signs the canonical JSON of ``payload``."""
+    try:
+        public_key.verify(base64.b64decode(signature_b64, validate=True), canonical_json(payload))
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True

@@ -1,0 +1,215 @@
+"""Use cases of provider agents: claim work, stream logs, complete with a signed report, hand
+back on drain; and the reaper that ends attempts whose node went silent."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from flopex.domain import money
+from flopex.domain.signing import load_public_key, verify
+from flopex.domain.states import AttemptState, JobState, Reason
+from flopex.domain.usage import Outcome, UsageReport
+from flopex.errors import AttemptFenced, NotFound, RequestInvalid
+from flopex.service.accounts import Role, require
+from flopex.service.context import Context
+from flopex.service.placement import match_queued
+from flopex.service.ports import Tx
+from flopex.service.records import AccountRec, AttemptRec, ContractRec, JobRec, NodeRec, OutputRec
+from flopex.service.settlement import end_attempt
+
+MAX_CLAIM = 64
+REAP_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Work handed to a node: the attempt, its fence, the signed contract and the job."""
+
+    attempt: AttemptRec
+    contract: ContractRec
+    job: JobRec
+
+
+def _node_of(tx: Tx, actor: AccountRec, node_id: str) -> NodeRec:
+    node = tx.get_node(node_id)
+    if node is None or node.account_id != actor.id:
+        raise NotFound(f"node {node_id} not found", code="node.not_found")
+    return node
+
+
+def claim(ctx: Context, actor: AccountRec, node_id: str, max_count: int) -> list[Assignment]:
+    """Atomically take up to ``max_count`` attempts matched to this node (never twice)."""
+    require(actor, Role.PROVIDER)
+    now = ctx.now_ms()
+    out: list[Assignment] = []
+    with ctx.store.write() as tx:
+        _node_of(tx, actor, node_id)
+        tx.update_node(node_id, last_seen_ms=now)
+        matched = tx.attempts_on_node(node_id, AttemptState.MATCHED, min(max_count, MAX_CLAIM))
+        lease = now + int(ctx.rules.lease_ttl_s * 1000)
+        for attempt in matched:
+            if not tx.claim_attempt(attempt.id, now_ms=now, lease_expires_ms=lease):
+                continue
+            tx.update_job(
+                attempt.job_id, {JobState.MATCHED}, state=JobState.RUNNING, updated_ms=now
+            )
+            claimed = tx.get_attempt(attempt.id)
+            contract = tx.get_contract(attempt.contract_id)
+            job = tx.get_job(attempt.job_id)
+            assert claimed is not None and contract is not None and job is not None
+            out.append(Assignment(claimed, contract, job))
+    return out
+
+
+def _held(tx: Tx, actor: AccountRec, attempt_id: str, node_id: str | None = None) -> AttemptRec:
+    """The attempt if the caller's node ever held it (404 otherwise)."""
+    attempt = tx.get_attempt(attempt_id)
+    if attempt is None:
+        raise NotFound(f"attempt {attempt_id} not found", code="attempt.not_found")
+    node = tx.get_node(attempt.node_id)
+    if node is None or node.account_id != actor.id or (node_id and node_id != attempt.node_id):
+        raise NotFound(f"attempt {attempt_id} not found", code="attempt.not_found")
+    return attempt
+
+
+def _fence(attempt: AttemptRec, epoch: int) -> None:
+    if attempt.state != AttemptState.RUNNING or attempt.lease_epoch != epoch:
+        raise AttemptFenced(
+            f"attempt {attempt.id} is {attempt.state} at epoch {attempt.lease_epoch}, "
+            f"report carried epoch {epoch}",
+            details={"state": attempt.state.value, "lease_epoch": attempt.lease_epoch},
+        )
+
+
+def post_log(
+    ctx: Context, actor: AccountRec, attempt_id: str, epoch: int, seq: int, data: str
+) -> None:
+    """Store one log chunk of a running attempt (idempotent by sequence number)."""
+    with ctx.store.write() as tx:
+        attempt = _held(tx, actor, attempt_id)
+        _fence(attempt, epoch)
+        tx.insert_log(attempt.job_id, attempt.id, seq, data, ctx.now_ms())
+
+
+def _reason_for(outcome: Outcome, job: JobRec, attempt: AttemptRec) -> Reason:
+    if outcome == Outcome.COMPLETED:
+        return Reason.COMPLETED
+    if outcome == Outcome.CANCELLED:
+        return Reason.USER_CANCELLED if attempt.cancel_requested else Reason.JOB_ERROR
+    if outcome == Outcome.TIME_LIMIT:
+        spec = json.loads(job.spec).get("flopex", {})
+        if spec.get("budget_ucr") is not None:
+            return Reason.BUDGET_EXHAUSTED
+        if job.deadline_ms is not None:
+            return Reason.DEADLINE_MISSED
+    return Reason.JOB_ERROR
+
+
+def complete(
+    ctx: Context, actor: AccountRec, report: UsageReport, signature: str
+) -> tuple[AttemptRec, JobRec]:
+    """Verify the node's signed usage report, bill min(server-seen, signed) time and settle."""
+    now = ctx.now_ms()
+    with ctx.store.write() as tx:
+        attempt = _held(tx, actor, report.attempt_id, report.node_id)
+        _fence(attempt, report.lease_epoch)
+        node = tx.get_node(attempt.node_id)
+        assert node is not None
+        public_key = load_public_key(node.public_key)
+        if public_key is None or not verify(public_key, report.payload(), signature):
+            raise RequestInvalid(
+                "usage report signature does not verify with the node's key",
+                code="attempt.bad_signature",
+                hint="the agent must sign with the key it registered",
+            )
+        job = tx.get_job(attempt.job_id)
+        assert job is not None and attempt.claimed_ms is not None
+        billed = money.billed_ms(
+            now - attempt.claimed_ms, report.duration_ms, attempt.time_limit_s * 1000
+        )
+        reason = _reason_for(report.outcome, job, attempt)
+        ended = end_attempt(
+            ctx,
+            tx,
+            attempt,
+            reason,
+            billed_ms=billed,
+            epoch=report.lease_epoch,
+            exit_code=report.exit_code,
+            usage=json.dumps(report.payload(), sort_keys=True),
+            usage_signature=signature,
+        )
+        if not ended:
+            raise AttemptFenced(f"attempt {attempt.id} ended meanwhile")
+        if reason == Reason.COMPLETED:
+            _record_outputs(tx, job, attempt, report, now)
+        woken = match_queued(ctx, tx)
+        final_attempt, final_job = tx.get_attempt(attempt.id), tx.get_job(job.id)
+        assert final_attempt is not None and final_job is not None
+    ctx.on_work(woken)
+    return final_attempt, final_job
+
+
+def _record_outputs(
+    tx: Tx, job: JobRec, attempt: AttemptRec, report: UsageReport, now: int
+) -> None:
+    rows = []
+    for out in report.outputs:
+        if tx.blob_size(out.sha256) is None:
+            raise NotFound(
+                f"output {out.path} ({out.sha256}) was not uploaded",
+                code="blob.not_found",
+                hint="PUT /v1/blobs/{sha256} before completing",
+            )
+        tx.add_blob(out.sha256, out.size_bytes, job.account_id, now)
+        rows.append(OutputRec(job.id, out.path, attempt.id, out.sha256, out.size_bytes))
+    tx.insert_outputs(rows)
+
+
+def release(ctx: Context, actor: AccountRec, attempt_id: str, epoch: int) -> None:
+    """The node hands an attempt back (drain on SIGTERM): free, and the job is requeued."""
+    with ctx.store.write() as tx:
+        attempt = _held(tx, actor, attempt_id)
+        _fence(attempt, epoch)
+        end_attempt(ctx, tx, attempt, Reason.PROVIDER_DRAINED, billed_ms=0, epoch=epoch)
+        woken = match_queued(ctx, tx)
+    ctx.on_work(woken)
+
+
+def reap(ctx: Context) -> int:
+    """End attempts whose lease (running) or claim window (matched) passed; requeue their jobs."""
+    now = ctx.now_ms()
+    count = 0
+    with ctx.store.write() as tx:
+        for attempt in tx.expired_attempts(now, REAP_BATCH):
+            reason = (
+                Reason.PROVIDER_LOST
+                if attempt.state == AttemptState.RUNNING
+                else Reason.CLAIM_EXPIRED
+            )
+            if end_attempt(ctx, tx, attempt, reason, billed_ms=0, epoch=attempt.lease_epoch):
+                count += 1
+        woken = match_queued(ctx, tx)
+    ctx.on_work(woken)
+    return count
+
+
+def blob_readable_by_node(tx: Tx, actor: AccountRec, sha256: str) -> bool:
+    """An agent may read a blob a running attempt of one of its nodes uses (its workdir)."""
+    return any(job.workdir_sha256 == sha256 for job in tx.running_jobs_of_provider(actor.id))
+
+
+def assignment_payload(a: Assignment) -> dict[str, Any]:
+    """The parts of an assignment the agent needs (spec without secrets' values)."""
+    return {
+        "attempt_id": a.attempt.id,
+        "lease_epoch": a.attempt.lease_epoch,
+        "job_id": a.job.id,
+        "contract": json.loads(a.contract.body),
+        "contract_signature": a.contract.signature,
+        "spec": json.loads(a.job.spec),
+        "workdir_sha256": a.job.workdir_sha256,
+        "time_limit_s": a.attempt.time_limit_s,
+    }

@@ -1,0 +1,199 @@
+"""Use cases of consumers: submit, look at, cancel and explain jobs; read logs and outputs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flopex.domain.ids import new_id
+from flopex.domain.ledger import Purpose
+from flopex.domain.matching import Verdict
+from flopex.domain.spec import JobKind, parse_spec
+from flopex.domain.states import AttemptState, JobState, Reason
+from flopex.errors import InsufficientFunds, NotFound, RequestInvalid
+from flopex.service.accounts import Role, require
+from flopex.service.context import Context
+from flopex.service.idempotency import idempotent
+from flopex.service.placement import judge_all, offer_views, spec_of, try_match
+from flopex.service.ports import Tx
+from flopex.service.records import (
+    AccountRec,
+    AttemptRec,
+    ContractRec,
+    JobRec,
+    LogRec,
+    OfferRec,
+    OutputRec,
+)
+from flopex.service.settlement import end_attempt
+
+MAX_LIST = 500
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job with its attempts, as its owner sees it."""
+
+    job: JobRec
+    attempts: list[AttemptRec]
+
+
+def submit(
+    ctx: Context,
+    actor: AccountRec,
+    spec_data: dict[str, Any],
+    *,
+    workdir_sha256: str | None,
+    idem_key: str | None,
+) -> JobRec:
+    """Validate a spec, pre-check the balance, queue the job and place it at once if possible."""
+    require(actor, Role.CONSUMER)
+    now = ctx.now_ms()
+    spec = parse_spec(spec_data, now=datetime.fromtimestamp(now / 1000, tz=UTC))
+    if spec.kind != JobKind.COMMAND:
+        raise RequestInvalid(
+            "inference jobs are not supported by this exchange yet",
+            code="job.kind_unsupported",
+            hint="submit a command job (a `run` script)",
+        )
+    request = {"spec": spec_data, "workdir_sha256": workdir_sha256}
+    with ctx.store.write() as tx:
+        replay = idempotent(tx, actor.id, idem_key, "job", request)
+        if replay is not None:
+            return _job_of(tx, actor, replay)
+        if workdir_sha256 is not None and not tx.has_blob_ref(actor.id, workdir_sha256):
+            raise NotFound(
+                f"workdir blob {workdir_sha256} not uploaded",
+                code="blob.not_found",
+                hint="upload it first with PUT /v1/blobs/{sha256} (the CLI does this)",
+            )
+        available = tx.ledger.balances(actor.id)[Purpose.AVAILABLE].available
+        if available <= 0 or (spec.budget_ucr is not None and available < spec.budget_ucr):
+            need = spec.budget_ucr or 1
+            raise InsufficientFunds(
+                f"available balance {available} µcr is below what this job needs ({need} µcr)",
+                details={"available_ucr": available, "needed_ucr": need},
+            )
+        public = spec.public_dict()
+        job = JobRec(
+            id=new_id("job"),
+            account_id=actor.id,
+            name=spec.name,
+            kind=spec.kind.value,
+            spec=json.dumps(public, sort_keys=True),
+            secrets_sealed=None,
+            workdir_sha256=workdir_sha256,
+            state=JobState.QUEUED,
+            reason=None,
+            max_attempts=spec.max_attempts or ctx.rules.max_attempts,
+            attempts=0,
+            deadline_ms=int(spec.deadline_at.timestamp() * 1000) if spec.deadline_at else None,
+            cost_ucr=0,
+            fee_ucr=0,
+            created_ms=now,
+            updated_ms=now,
+            settled_ms=None,
+        )
+        tx.insert_job(job)
+        idempotent(tx, actor.id, idem_key, "job", request, job.id)
+        views = [v for v in offer_views(ctx, tx, tx.offers()) if v.node_alive]
+        node_id = try_match(ctx, tx, job, views)
+        result = tx.get_job(job.id)
+        assert result is not None
+    if node_id is not None:
+        ctx.on_work({node_id})
+    return result
+
+
+def _job_of(tx: Tx, actor: AccountRec, job_id: str) -> JobRec:
+    job = tx.get_job(job_id)
+    if job is None or (job.account_id != actor.id and Role.ADMIN.value not in actor.roles):
+        raise NotFound(f"job {job_id} not found", code="job.not_found")
+    return job
+
+
+def get(ctx: Context, actor: AccountRec, job_id: str) -> JobView:
+    """One of the caller's jobs with its attempts."""
+    with ctx.store.read() as tx:
+        job = _job_of(tx, actor, job_id)
+        return JobView(job, tx.attempts_of(job.id))
+
+
+def list_jobs(
+    ctx: Context, actor: AccountRec, *, limit: int, after: str | None, state: JobState | None
+) -> list[JobView]:
+    """The caller's jobs, newest first."""
+    with ctx.store.read() as tx:
+        jobs = tx.jobs_of(actor.id, limit=min(limit, MAX_LIST), after=after, state=state)
+        return [JobView(j, tx.attempts_of(j.id)) for j in jobs]
+
+
+def cancel(ctx: Context, actor: AccountRec, job_id: str) -> JobRec:
+    """Cancel a job: at once if not running, else the node is told at its next heartbeat."""
+    now = ctx.now_ms()
+    with ctx.store.write() as tx:
+        job = _job_of(tx, actor, job_id)
+        if job.state.terminal:
+            return job
+        live = [a for a in tx.attempts_of(job.id) if a.state != AttemptState.ENDED]
+        for attempt in live:
+            if attempt.state == AttemptState.MATCHED:
+                end_attempt(ctx, tx, attempt, Reason.USER_CANCELLED, billed_ms=0, epoch=None)
+            else:
+                tx.request_cancel(attempt.id)
+        if not live:
+            tx.update_job(
+                job.id,
+                {JobState.QUEUED},
+                state=JobState.CANCELLED,
+                reason=Reason.USER_CANCELLED,
+                updated_ms=now,
+                settled_ms=now,
+            )
+        return _job_of(tx, actor, job_id)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Every active offer judged for a job now, beside the job's attempts (what was chosen)."""
+
+    view: JobView
+    offers: list[OfferRec]
+    verdicts: list[Verdict]
+
+
+def explain(ctx: Context, actor: AccountRec, job_id: str) -> Explanation:
+    """Judge every active offer for this job now, with the reasons each cannot take it."""
+    with ctx.store.read() as tx:
+        job = _job_of(tx, actor, job_id)
+        offers = tx.offers()
+        verdicts = judge_all(ctx, tx, job, spec_of(job), offer_views(ctx, tx, offers))
+        return Explanation(JobView(job, tx.attempts_of(job.id)), offers, verdicts)
+
+
+def logs(ctx: Context, actor: AccountRec, job_id: str, after_id: int, limit: int) -> list[LogRec]:
+    """The job's log chunks after a cursor."""
+    with ctx.store.read() as tx:
+        _job_of(tx, actor, job_id)
+        return tx.logs_after(job_id, after_id, min(limit, MAX_LIST))
+
+
+def outputs(ctx: Context, actor: AccountRec, job_id: str) -> list[OutputRec]:
+    """The job's output files (content-addressed)."""
+    with ctx.store.read() as tx:
+        _job_of(tx, actor, job_id)
+        return tx.outputs_of(job_id)
+
+
+def contract(ctx: Context, actor: AccountRec, contract_id: str) -> ContractRec:
+    """A contract, to either of its parties."""
+    with ctx.store.read() as tx:
+        rec = tx.get_contract(contract_id)
+    allowed = rec is not None and (
+        actor.id in (rec.consumer_id, rec.provider_id) or Role.ADMIN.value in actor.roles
+    )
+    if rec is None or not allowed:
+        raise NotFound(f"contract {contract_id} not found", code="contract.not_found")
+    return rec

@@ -1,0 +1,63 @@
+"""Ending an attempt: exactly once, money settled by its reason, capacity freed, job moved on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flopex.domain import money
+from flopex.domain.states import CONSUMER_PAYS, JobState, Reason, job_state_after
+from flopex.service.context import Context
+from flopex.service.ports import Tx
+from flopex.service.records import AttemptRec
+
+
+def end_attempt(
+    ctx: Context,
+    tx: Tx,
+    attempt: AttemptRec,
+    reason: Reason,
+    *,
+    billed_ms: int,
+    epoch: int | None,
+    **extra: Any,
+) -> bool:
+    """Close ``attempt`` with ``reason``: post used time or void the hold, free the capacity and
+    move the job on. False (and nothing changed) if the attempt was already closed or fenced."""
+    now = ctx.now_ms()
+    if not tx.end_attempt(
+        attempt.id, expect=attempt.state, epoch=epoch, ended_ms=now, reason=reason, **extra
+    ):
+        return False
+    cost = fee = 0
+    if reason in CONSUMER_PAYS and billed_ms > 0:
+        cost = money.cost_ucr(billed_ms, attempt.hourly_ucr)
+        hold = tx.ledger.get_transfer(attempt.hold_cost_id)
+        assert hold is not None
+        cost = min(cost, hold.amount)
+        fee = money.fee_ucr(cost, ctx.rules.fee_bps)
+    tx.ledger.resolve(attempt.hold_cost_id, cost or None, now_ms=now)
+    if attempt.hold_fee_id is not None:
+        fee_hold = tx.ledger.get_transfer(attempt.hold_fee_id)
+        assert fee_hold is not None
+        fee = min(fee, fee_hold.amount)
+        tx.ledger.resolve(attempt.hold_fee_id, fee or None, now_ms=now)
+    else:
+        fee = 0
+    tx.update_attempt_money(attempt.id, billed_ms=billed_ms, cost_ucr=cost, fee_ucr=fee)
+    tx.release_capacity(attempt.offer_id, attempt.devices, attempt.cpus, attempt.memory_bytes)
+    job = tx.get_job(attempt.job_id)
+    assert job is not None
+    if attempt.cancel_requested and reason not in (Reason.COMPLETED, Reason.JOB_ERROR):
+        reason = Reason.USER_CANCELLED
+    state, final = job_state_after(reason, attempts_left=job.attempts < job.max_attempts)
+    values: dict[str, Any] = {
+        "state": state,
+        "reason": final,
+        "cost_ucr": job.cost_ucr + cost,
+        "fee_ucr": job.fee_ucr + fee,
+        "updated_ms": now,
+    }
+    if state.terminal:
+        values["settled_ms"] = now
+    tx.update_job(job.id, {JobState.MATCHED, JobState.RUNNING}, **values)
+    return True

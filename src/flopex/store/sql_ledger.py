@@ -1,0 +1,199 @@
+"""The ledger over SQL: rows locked in id order, the domain rules applied, totals written back."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, insert, select, update
+
+from flopex.domain import ledger as rules
+from flopex.domain.ledger import Balance, Purpose, TransferKind, TransferState
+from flopex.errors import NotFound
+from flopex.service.records import TransferRec
+from flopex.store.schema import ledger_accounts, transfers
+
+
+def _balance(row: object) -> Balance:
+    return Balance(
+        debits_pending=int(row.debits_pending),  # type: ignore[attr-defined]
+        debits_posted=int(row.debits_posted),  # type: ignore[attr-defined]
+        credits_pending=int(row.credits_pending),  # type: ignore[attr-defined]
+        credits_posted=int(row.credits_posted),  # type: ignore[attr-defined]
+    )
+
+
+def _transfer(row: object) -> TransferRec:
+    return TransferRec(**dict(row._mapping))  # type: ignore[attr-defined]
+
+
+class SqlLedger:
+    """Ledger operations inside one open transaction ``conn``."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def open_account(self, owner_id: str, purpose: Purpose) -> str:
+        """Create the ledger account of an owner for a purpose (idempotent)."""
+        account_id = rules.ledger_account_id(owner_id, purpose)
+        exists = self.conn.execute(
+            select(ledger_accounts.c.id).where(ledger_accounts.c.id == account_id)
+        ).first()
+        if exists is None:
+            self.conn.execute(
+                insert(ledger_accounts).values(
+                    id=account_id,
+                    owner_id=owner_id,
+                    purpose=purpose.value,
+                    guarded=rules.guarded(purpose),
+                    debits_pending=0,
+                    debits_posted=0,
+                    credits_pending=0,
+                    credits_posted=0,
+                )
+            )
+        return account_id
+
+    def _lock(self, ids: list[str]) -> dict[str, tuple[Balance, bool]]:
+        rows = self.conn.execute(
+            select(ledger_accounts)
+            .where(ledger_accounts.c.id.in_(sorted(set(ids))))
+            .order_by(ledger_accounts.c.id)
+            .with_for_update()
+        ).all()
+        found = {r.id: (_balance(r), bool(r.guarded)) for r in rows}
+        for i in ids:
+            if i not in found:
+                raise NotFound(
+                    f"ledger account {i} does not exist", code="ledger.account_not_found"
+                )
+        return found
+
+    def _write(self, account_id: str, b: Balance) -> None:
+        self.conn.execute(
+            update(ledger_accounts)
+            .where(ledger_accounts.c.id == account_id)
+            .values(
+                debits_pending=b.debits_pending,
+                debits_posted=b.debits_posted,
+                credits_pending=b.credits_pending,
+                credits_posted=b.credits_posted,
+            )
+        )
+
+    def get_transfer(self, transfer_id: str) -> TransferRec | None:
+        """A transfer by id."""
+        row = self.conn.execute(select(transfers).where(transfers.c.id == transfer_id)).first()
+        return None if row is None else _transfer(row)
+
+    def transfer(
+        self,
+        transfer_id: str,
+        debit_id: str,
+        credit_id: str,
+        amount: int,
+        *,
+        pending: bool,
+        now_ms: int,
+        job_id: str | None = None,
+        memo: str = "",
+    ) -> TransferRec:
+        """A single-phase or pending transfer, idempotent by id."""
+        existing = self.get_transfer(transfer_id)
+        if existing is not None:
+            rules.check_same(_as_domain(existing), debit_id, credit_id, amount)
+            return existing
+        locked = self._lock([debit_id, credit_id])
+        (debit, guarded), (credit, _) = locked[debit_id], locked[credit_id]
+        apply = rules.apply_pending if pending else rules.apply_single
+        new_debit, new_credit = apply(
+            debit, credit, amount, debit_id=debit_id, debit_guarded=guarded
+        )
+        self._write(debit_id, new_debit)
+        self._write(credit_id, new_credit)
+        values = {
+            "id": transfer_id,
+            "debit_account_id": debit_id,
+            "credit_account_id": credit_id,
+            "amount": amount,
+            "posted_amount": 0 if pending else amount,
+            "kind": (TransferKind.PENDING if pending else TransferKind.SINGLE).value,
+            "state": (TransferState.PENDING if pending else TransferState.POSTED).value,
+            "job_id": job_id,
+            "memo": memo,
+            "created_ms": now_ms,
+            "resolved_ms": None if pending else now_ms,
+        }
+        self.conn.execute(insert(transfers).values(**values))
+        return TransferRec(**values)  # type: ignore[arg-type]
+
+    def resolve(self, transfer_id: str, post_amount: int | None, *, now_ms: int) -> TransferRec:
+        """Post ``post_amount`` of a pending transfer (the rest released), or void it (None)."""
+        existing = self.get_transfer(transfer_id)
+        if existing is None:
+            raise NotFound(
+                f"transfer {transfer_id} does not exist", code="ledger.transfer_not_found"
+            )
+        resolved = rules.resolve_state(_as_domain(existing), post_amount)
+        locked = self._lock([existing.debit_account_id, existing.credit_account_id])
+        debit, credit = rules.apply_post(
+            locked[existing.debit_account_id][0],
+            locked[existing.credit_account_id][0],
+            existing.amount,
+            resolved.posted_amount,
+        )
+        self._write(existing.debit_account_id, debit)
+        self._write(existing.credit_account_id, credit)
+        result = self.conn.execute(
+            update(transfers)
+            .where(transfers.c.id == transfer_id, transfers.c.state == TransferState.PENDING.value)
+            .values(
+                state=resolved.state.value, posted_amount=resolved.posted_amount, resolved_ms=now_ms
+            )
+        )
+        if result.rowcount != 1:
+            raise NotFound(
+                f"transfer {transfer_id} is no longer pending", code="ledger.not_pending"
+            )
+        return self.get_transfer(transfer_id)  # type: ignore[return-value]
+
+    def balances(self, owner_id: str) -> dict[Purpose, Balance]:
+        """Every ledger account of an owner."""
+        rows = self.conn.execute(
+            select(ledger_accounts).where(ledger_accounts.c.owner_id == owner_id)
+        ).all()
+        return {Purpose(r.purpose): _balance(r) for r in rows}
+
+    def all_balances(self) -> dict[str, Balance]:
+        """Every ledger account (for invariants and audits)."""
+        rows = self.conn.execute(select(ledger_accounts)).all()
+        return {r.id: _balance(r) for r in rows}
+
+    def transfers_of(self, owner_id: str, *, limit: int, after: str | None) -> list[TransferRec]:
+        """An owner's transfers, oldest first, paged by id."""
+        prefix = f"{owner_id}:%"
+        q = select(transfers).where(
+            transfers.c.debit_account_id.like(prefix) | transfers.c.credit_account_id.like(prefix)
+        )
+        if after:
+            q = q.where(transfers.c.id > after)
+        rows = self.conn.execute(q.order_by(transfers.c.id).limit(limit)).all()
+        return [_transfer(r) for r in rows]
+
+    def pending_of_job(self, job_id: str) -> list[TransferRec]:
+        """Transfers of a job still pending."""
+        rows = self.conn.execute(
+            select(transfers).where(
+                transfers.c.job_id == job_id, transfers.c.state == TransferState.PENDING.value
+            )
+        ).all()
+        return [_transfer(r) for r in rows]
+
+
+def _as_domain(t: TransferRec) -> rules.Transfer:
+    return rules.Transfer(
+        t.id,
+        t.debit_account_id,
+        t.credit_account_id,
+        t.amount,
+        TransferKind(t.kind),
+        TransferState(t.state),
+        t.posted_amount,
+    )
