@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 03:58:49.409087
+Create Date: 2026-11-25 22:34:06.249116
 """
 
 from __future__ import annotations
@@ -238,6 +238,7 @@ def upgrade() -> None:
         sa.Column("offer_id", sa.String(length=40), nullable=False),
         sa.Column("node_id", sa.String(length=40), nullable=False),
         sa.Column("contract_id", sa.String(length=40), nullable=False),
+        sa.Column("region", sa.String(length=64), nullable=False),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("lease_epoch", sa.Integer(), nullable=False),
         sa.Column("lease_expires_ms", sa.BigInteger(), nullable=False),
