@@ -75,6 +75,11 @@ def provider(
     return Provider(acc, key, node, offer)
 
 
+def heartbeat(ctx: Context, p: Provider) -> market.HeartbeatResult:
+    """The node says it is alive (holding nothing)."""
+    return market.heartbeat(ctx, p.account, p.node.id, [], False)
+
+
 def spec(**flopex: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"name": "t", "resources": {"cpus": 1}, "run": "echo hi"}
     if flopex:

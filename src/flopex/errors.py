@@ -165,11 +165,25 @@ _BY_STATUS: dict[int, type[FlopexError]] = {
 }
 
 
+def _by_code() -> dict[str, type[FlopexError]]:
+    """Every error class by its class-level code."""
+    found: dict[str, type[FlopexError]] = {}
+    todo: list[type[FlopexError]] = [FlopexError]
+    while todo:
+        cls = todo.pop()
+        found.setdefault(cls.code, cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
 def from_body(status: int, body: Any) -> FlopexError:
     """Rebuild the error a server sent (client side), keeping its code, hint and details."""
     cls = _BY_STATUS.get(status, FlopexError)
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         err = body["error"]
+        exact = _by_code().get(str(err.get("code")))
+        if exact is not None and http_status(exact("")) == status:
+            cls = exact  # the most specific class, so callers may catch e.g. AttemptFenced
         return cls(
             str(err.get("message", "")),
             code=str(err.get("code", cls.code)),

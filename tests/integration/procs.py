@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from flopex.client.http import Client
 from flopex.errors import Unavailable
@@ -57,6 +58,13 @@ class ServerProc:
         self._wait()
         self.admin_token = (root / "server" / "admin.token").read_text().strip()
         self.admin = Client(self.url, self.admin_token)
+        self._clients: list[Client] = []
+
+    def client(self, token: str | None) -> Client:
+        """A client for ``token``, closed when the server stops."""
+        c = Client(self.url, token)
+        self._clients.append(c)
+        return c
 
     def _wait(self) -> None:
         probe = Client(self.url, None, timeout_s=2)
@@ -75,7 +83,8 @@ class ServerProc:
         raise RuntimeError("server did not start")
 
     def stop(self) -> None:
-        self.admin.close()
+        for c in (self.admin, *self._clients):
+            c.close()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -96,7 +105,20 @@ def start_agent(
     extra: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
     """An agent process with its own data dir (own node key)."""
-    log = (server.root / f"agent-{name}.log").open("wb")
+    with (server.root / f"agent-{name}.log").open("wb") as log:  # the child keeps its own copy
+        return _popen_agent(server, token, name, region, price, cpus, extra, log)
+
+
+def _popen_agent(
+    server: ServerProc,
+    token: str,
+    name: str,
+    region: str,
+    price: str,
+    cpus: int,
+    extra: tuple[str, ...],
+    log: IO[bytes],
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         flopex_cmd(
             "agent",

@@ -26,7 +26,7 @@ def _consumer(server: ServerProc, name: str = "alice", credits: int = 100) -> Cl
     made = server.admin.create_account(name, ["consumer"])
     assert made.token
     server.admin.mint(name, credits * CREDIT)
-    return Client(server.url, made.token)
+    return server.client(made.token)
 
 
 def _provider_token(server: ServerProc, name: str) -> str:
@@ -156,12 +156,12 @@ def test_http_errors_have_codes(server: ServerProc) -> None:
     with pytest.raises(NotFound):
         eve.job(job.id)
     with pytest.raises(Unauthorized):
-        Client(server.url, "wrong").me()
+        server.client("wrong").me()
     with pytest.raises(Unauthorized):
-        Client(server.url, None).me()
+        server.client(None).me()
     with pytest.raises(TooLarge):
         alice.submit(_job("echo " + "x" * (2 << 20)))
-    prov = Client(server.url, _provider_token(server, "p"))
+    prov = server.client(_provider_token(server, "p"))
     with pytest.raises(NotFound):
         prov.release("att_doesnotexist", 1)
 
@@ -203,7 +203,7 @@ def test_late_agent_completing_an_expired_lease_gets_409(server: ServerProc) -> 
     from flopex.domain.usage import Outcome, UsageReport
 
     key = Ed25519PrivateKey.generate()
-    prov = Client(server.url, _provider_token(server, "hand"))
+    prov = server.client(_provider_token(server, "hand"))
     node = prov.register_node(
         p.NodeCreate(public_key=public_key_b64(key), hardware={}, region="jp-tokyo", simulated=True)
     )

@@ -30,3 +30,15 @@ def test_error_round_trips_through_its_body() -> None:
     assert got.message == sent.message
     assert got.hint == sent.hint
     assert got.details == {"field": "f"}
+
+
+def test_the_client_rebuilds_the_most_specific_class() -> None:
+    got = from_body(409, AttemptFenced("attempt a is ended").to_body())
+    assert isinstance(got, AttemptFenced)
+    assert got.code == "attempt.fenced"
+
+
+def test_a_code_sent_with_an_unexpected_status_falls_back_to_the_status_class() -> None:
+    got = from_body(404, AttemptFenced("odd").to_body())
+    assert type(got) is NotFound
+    assert got.code == "attempt.fenced"

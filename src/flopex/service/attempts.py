@@ -191,9 +191,23 @@ def reap(ctx: Context) -> int:
             )
             if end_attempt(ctx, tx, attempt, reason, billed_ms=0, epoch=attempt.lease_epoch):
                 count += 1
+                if reason == Reason.PROVIDER_LOST:
+                    _mark_silent(ctx, tx, attempt)
         woken = match_queued(ctx, tx)
     ctx.on_work(woken)
     return count
+
+
+def _mark_silent(ctx: Context, tx: Tx, attempt: AttemptRec) -> None:
+    """A node that let a lease lapse has not heartbeaten since: it gets no new work until it does.
+
+    Without this, a claim long-poll that the server finishes after the agent died would keep the
+    dead node looking alive, and the requeued job would be matched straight back to it.
+    """
+    node = tx.get_node(attempt.node_id)
+    silent_since = attempt.lease_expires_ms - int(ctx.rules.lease_ttl_s * 1000) - 1
+    if node is not None and node.last_seen_ms > silent_since:
+        tx.update_node(node.id, last_seen_ms=silent_since)
 
 
 def blob_readable_by_node(tx: Tx, actor: AccountRec, sha256: str) -> bool:

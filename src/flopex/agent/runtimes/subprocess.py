@@ -39,6 +39,7 @@ from flopex.agent.runtimes.workspace import (
     OutputFile,
     Workspace,
     collect_outputs,
+    reachable_work_root,
     remove_tree,
 )
 from flopex.client.workdir import DEFAULT_MAX_BYTES as WORKDIR_MAX_BYTES
@@ -114,8 +115,8 @@ class SubprocessRuntime:
         job_user: str | None = None,
         workdir_max_bytes: int = WORKDIR_MAX_BYTES,
     ) -> None:
-        self._root = root
         self._owner = _job_owner(job_user)
+        self._root = reachable_work_root(root, self._owner)
         self._workdir_max_bytes = workdir_max_bytes
 
     def run(

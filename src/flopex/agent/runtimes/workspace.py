@@ -8,12 +8,14 @@ removes the whole workspace.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import shutil
 import stat
 import tarfile
+import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -134,8 +136,8 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
             os.lchown(os.path.join(dirpath, name), uid, gid)
 
 
-def _check_traversable(path: Path, uid: int, gid: int) -> None:
-    """Refuse a workspace whose parent directories the job user cannot enter."""
+def _unreachable_parent(path: Path, uid: int, gid: int) -> Path | None:
+    """The first parent of ``path`` that ``uid``:``gid`` cannot enter, or None."""
     for parent in path.parents:
         st = parent.stat()
         if st.st_mode & stat.S_IXOTH:
@@ -144,6 +146,42 @@ def _check_traversable(path: Path, uid: int, gid: int) -> None:
             continue
         if st.st_gid == gid and st.st_mode & stat.S_IXGRP:
             continue
+        return parent
+    return None
+
+
+def reachable_work_root(preferred: Path, owner: tuple[int, int] | None) -> Path:
+    """Where workspaces go: ``preferred``, unless the job user could not reach it.
+
+    An agent running as root usually keeps its data dir private (0700 parents), so its jobs,
+    which run as an unprivileged user, could not enter a workspace below it. Then workspaces go
+    to a directory of the agent's own under the system temp dir, mode 0711: the job user may
+    pass through it to its own workspace but cannot list the others.
+    """
+    if owner is None:
+        return preferred
+    preferred.mkdir(parents=True, exist_ok=True)
+    if _unreachable_parent(preferred / "x", *owner) is None:
+        return preferred
+    tag = hashlib.sha256(str(preferred.resolve()).encode()).hexdigest()[:16]
+    root = Path(tempfile.gettempdir()) / f"flopex-work-{tag}"
+    with contextlib.suppress(FileExistsError):
+        root.mkdir(mode=0o711)
+    st = root.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise LocalError(
+            f"{root} exists but is not a directory owned by this agent",
+            code="runtime.workspace_unreachable",
+            hint=f"remove {root}, or give the agent a --work-dir the job user can enter",
+        )
+    root.chmod(0o711)
+    return root
+
+
+def _check_traversable(path: Path, uid: int, gid: int) -> None:
+    """Refuse a workspace whose parent directories the job user cannot enter."""
+    parent = _unreachable_parent(path, uid, gid)
+    if parent is not None:
         raise LocalError(
             f"the job user (uid {uid}) cannot enter {parent}",
             code="runtime.workspace_unreachable",

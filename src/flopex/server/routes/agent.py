@@ -27,7 +27,10 @@ async def claim(body: Claim, request: Request, ctx: Ctx, caller: Caller) -> Clai
     notifier: WorkNotifier = request.app.state.notifier
     loop = asyncio.get_running_loop()
     deadline = loop.time() + body.wait_s
+    got: list[attempts.Assignment] = []
     while True:
+        if await request.is_disconnected():
+            break  # the agent is gone: take nothing for it, and do not count it as alive
         event = notifier.event(body.node_id)
         event.clear()
         got = await run_in_threadpool(attempts.claim, ctx, caller, body.node_id, body.max)
