@@ -75,7 +75,8 @@ def account_create(
         out.print(f"token (shown once): {made.token}")
 
 
-@credits_app.command("mint")
+# A negative amount must reach parse_credits (a clear money error), not be read as an option.
+@credits_app.command("mint", context_settings={"ignore_unknown_options": True})
 @friendly
 def credits_mint(
     account: str,

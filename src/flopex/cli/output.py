@@ -12,6 +12,7 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.text import Text
 
 from flopex.errors import FlopexError
 
@@ -24,9 +25,10 @@ R = TypeVar("R")
 
 def report_error(exc: FlopexError) -> None:
     """Print a flopex error the house way."""
-    err.print(f"[bold red]error[{exc.code}][/]: {exc.message}", markup=True, highlight=False)
+    # Text, not markup: a code in brackets or a message with brackets must print as written.
+    err.print(Text.assemble((f"error[{exc.code}]", "bold red"), ": ", exc.message))
     if exc.hint:
-        err.print(f"[dim]hint:[/] {exc.hint}", markup=True, highlight=False)
+        err.print(Text.assemble(("hint:", "dim"), " ", exc.hint))
 
 
 def friendly(fn: Callable[P, R]) -> Callable[P, R]:
