@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 
 from flopex import protocol as p
@@ -239,24 +240,22 @@ def _scenario(demo: Demo, job_count: int) -> bool:
 def _report(
     admin: Client, alice: Client, providers: dict[str, Client], jobs: list[p.Job], minted: int
 ) -> bool:
-    table = Table(title="jobs")
-    for col in ("job", "name", "state", "node", "region", "attempts", "cost", "output sha256"):
-        table.add_column(col)
+    table = Table(title="jobs (ids shortened)")
+    for col in ("job", "node", "region", "attempts", "cost", "output sha256"):
+        table.add_column(col, no_wrap=True)
     for j in jobs:
         outs = alice.outputs(j.id).outputs
+        lost = [f"{a.region} {a.reason.value}" for a in j.attempts[:-1] if a.reason]
         table.add_row(
-            j.id,
-            j.name or "",
-            j.state.value,
-            (j.node_id or "")[-8:],
+            "…" + j.id[-6:],
+            "…" + (j.node_id or "")[-6:],
             j.region or "",
-            " → ".join(
-                f"{a.region}:{a.reason.value if a.reason else a.state.value}" for a in j.attempts
-            ),
+            str(len(j.attempts)) + (f" ({'; '.join(lost)})" if lost else ""),
             format_credits(j.cost_ucr + j.fee_ucr),
-            outs[0].sha256[:16] if outs else "-",
+            outs[0].sha256[:12] if outs else "-",
         )
-    out.print(table)
+    # A terminal sets its own width; a log or a pipe gets every column in full.
+    (out if out.is_terminal else Console(width=120, soft_wrap=True)).print(table)
     balances = Table(title="balances (credits)")
     for col in ("account", "available", "held", "earnings"):
         balances.add_column(col)
