@@ -295,24 +295,26 @@ def run_demo(*, keep: bool, job_count: int) -> int:
     root = Path(tempfile.mkdtemp(prefix="flopex-demo-"))
     demo = Demo(root)
     started = time.monotonic()
+    kept = False
     try:
         ok = _scenario(demo, max(job_count, 2))
+        err.print(f"demo finished in {time.monotonic() - started:.0f}s; logs in {root}")
+        if keep:
+            for proc in demo.agents.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            err.print(
+                f"--keep: server still running at {demo.url}; "
+                f"admin token in {root}/server/admin.token"
+            )
+            kept = True
+        return 0 if ok else 1
     except FlopexError as exc:
         report_error(exc)
         err.print(f"logs are in {root}")
-        demo.stop()
         return 1
     except KeyboardInterrupt:
-        demo.stop()
         return 130
-    err.print(f"demo finished in {time.monotonic() - started:.0f}s; logs in {root}")
-    if keep:
-        for proc in demo.agents.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        err.print(
-            f"--keep: server still running at {demo.url}; admin token in {root}/server/admin.token"
-        )
-        return 0 if ok else 1
-    demo.stop()
-    return 0 if ok else 1
+    finally:
+        if not kept:  # also on a closed pipe or any crash: never leave processes behind
+            demo.stop()
