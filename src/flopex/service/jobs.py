@@ -127,7 +127,8 @@ def list_jobs(
     """The caller's jobs, newest first."""
     with ctx.store.read() as tx:
         jobs = tx.jobs_of(actor.id, limit=min(limit, MAX_LIST), after=after, state=state)
-        return [JobView(j, tx.attempts_of(j.id)) for j in jobs]
+        attempts = tx.attempts_of_jobs([j.id for j in jobs])
+        return [JobView(j, attempts[j.id]) for j in jobs]
 
 
 def cancel(ctx: Context, actor: AccountRec, job_id: str) -> JobRec:

@@ -183,6 +183,10 @@ class Tx(Protocol):
         """A job's attempts, oldest first."""
         ...
 
+    def attempts_of_jobs(self, job_ids: list[str]) -> dict[str, list[AttemptRec]]:
+        """The attempts of several jobs in one query, oldest first per job."""
+        ...
+
     def attempts_on_node(self, node_id: str, state: AttemptState, limit: int) -> list[AttemptRec]:
         """A node's attempts in one state, oldest first."""
         ...

@@ -260,6 +260,18 @@ class SqlTx:
         ).all()
         return [_attempt(r) for r in rows]
 
+    def attempts_of_jobs(self, job_ids: list[str]) -> dict[str, list[AttemptRec]]:
+        """The attempts of several jobs in one query, oldest first per job."""
+        out: dict[str, list[AttemptRec]] = {j: [] for j in job_ids}
+        if not job_ids:
+            return out
+        rows = self.conn.execute(
+            select(t.attempts).where(t.attempts.c.job_id.in_(job_ids)).order_by(t.attempts.c.id)
+        ).all()
+        for r in rows:
+            out[r.job_id].append(_attempt(r))
+        return out
+
     def attempts_on_node(self, node_id: str, state: AttemptState, limit: int) -> list[AttemptRec]:
         """A node's attempts in one state, oldest first."""
         rows = self.conn.execute(
