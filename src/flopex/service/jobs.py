@@ -12,6 +12,7 @@ from flopex.domain.ledger import Purpose
 from flopex.domain.matching import Verdict
 from flopex.domain.spec import JobKind, parse_spec
 from flopex.domain.states import AttemptState, JobState, Reason
+from flopex.domain.units import format_credits
 from flopex.errors import InsufficientFunds, NotFound, RequestInvalid
 from flopex.service.accounts import Role, require
 from flopex.service.context import Context
@@ -49,6 +50,18 @@ def submit(
     idem_key: str | None,
 ) -> JobRec:
     """Validate a spec, pre-check the balance, queue the job and place it at once if possible."""
+    return submit_view(ctx, actor, spec_data, workdir_sha256=workdir_sha256, idem_key=idem_key).job
+
+
+def submit_view(
+    ctx: Context,
+    actor: AccountRec,
+    spec_data: dict[str, Any],
+    *,
+    workdir_sha256: str | None,
+    idem_key: str | None,
+) -> JobView:
+    """:func:`submit`, returning the job with its attempts as of the same transaction."""
     require(actor, Role.CONSUMER)
     now = ctx.now_ms()
     spec = parse_spec(spec_data, now=datetime.fromtimestamp(now / 1000, tz=UTC))
@@ -62,7 +75,7 @@ def submit(
     with ctx.store.write() as tx:
         replay = idempotent(tx, actor.id, idem_key, "job", request)
         if replay is not None:
-            return _job_of(tx, actor, replay)
+            return JobView(_job_of(tx, actor, replay), tx.attempts_of(replay))
         if workdir_sha256 is not None and not tx.has_blob_ref(actor.id, workdir_sha256):
             raise NotFound(
                 f"workdir blob {workdir_sha256} not uploaded",
@@ -72,8 +85,14 @@ def submit(
         available = tx.ledger.balances(actor.id)[Purpose.AVAILABLE].available
         if available <= 0 or (spec.budget_ucr is not None and available < spec.budget_ucr):
             need = spec.budget_ucr or 1
+            wanted = (
+                f"the job's budget of {format_credits(need)} credits"
+                if spec.budget_ucr is not None
+                else "a positive balance to hold escrow"
+            )
             raise InsufficientFunds(
-                f"available balance {available} µcr is below what this job needs ({need} µcr)",
+                f"your available balance is {format_credits(available)} credits; "
+                f"placing this job needs {wanted}",
                 details={"available_ucr": available, "needed_ucr": need},
             )
         public = spec.public_dict()
@@ -99,12 +118,13 @@ def submit(
         tx.insert_job(job)
         idempotent(tx, actor.id, idem_key, "job", request, job.id)
         views = [v for v in offer_views(ctx, tx, tx.offers()) if v.node_alive]
-        node_id = try_match(ctx, tx, job, views)
+        node_id = try_match(ctx, tx, job, views, spec=spec)
         result = tx.get_job(job.id)
         assert result is not None
+        view = JobView(result, tx.attempts_of(job.id) if node_id is not None else [])
     if node_id is not None:
         ctx.on_work({node_id})
-    return result
+    return view
 
 
 def _job_of(tx: Tx, actor: AccountRec, job_id: str) -> JobRec:

@@ -25,10 +25,14 @@ def rfc3339(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
+def spec_now(job: JobRec) -> datetime:
+    """The instant a job's relative fields (a ``6h`` deadline) were resolved against."""
+    return datetime.fromtimestamp(job.created_ms / 1000, tz=UTC)
+
+
 def spec_of(job: JobRec) -> JobSpec:
     """The stored (already validated) spec of a job."""
-    now = datetime.fromtimestamp(job.created_ms / 1000, tz=UTC)
-    return parse_spec(json.loads(job.spec), now=now)
+    return parse_spec(json.loads(job.spec), now=spec_now(job))
 
 
 def offer_views(ctx: Context, tx: Tx, offers: list[OfferRec]) -> list[OfferView]:
@@ -192,9 +196,11 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
     return True
 
 
-def try_match(ctx: Context, tx: Tx, job: JobRec, offers: list[OfferView]) -> str | None:
+def try_match(
+    ctx: Context, tx: Tx, job: JobRec, offers: list[OfferView], spec: JobSpec | None = None
+) -> str | None:
     """Place one queued job on the best feasible offer; returns the node id, or None."""
-    spec = spec_of(job)
+    spec = spec or spec_of(job)
     for placement in matching.rank(judge_all(ctx, tx, job, spec, offers), spec):
         if _bind(ctx, tx, job, placement):
             return placement.offer.node_id

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flopex.domain.states import AttemptState, JobState, Reason
@@ -30,6 +30,74 @@ from flopex.service.records import (
 from flopex.store import schema as t
 from flopex.store.engine import Database
 from flopex.store.sql_ledger import SqlLedger
+from flopex.store.statements import by_id, inserter, run_update
+
+_ACCOUNT_BY_TOKEN = (
+    select(t.accounts)
+    .join(t.tokens, t.tokens.c.account_id == t.accounts.c.id)
+    .where(t.tokens.c.token_sha256 == bindparam("w_sha"), t.tokens.c.revoked_ms.is_(None))
+)
+_ACTIVE_OFFERS = select(t.offers).where(t.offers.c.active.is_(True)).order_by(t.offers.c.id)
+_NODES_IN = select(t.nodes).where(t.nodes.c.id.in_(bindparam("w_in", expanding=True)))
+_o = t.offers.c
+_TAKE = (
+    update(t.offers)
+    .where(
+        _o.id == bindparam("w_id"),
+        _o.active.is_(True),
+        _o.used_devices + bindparam("d") <= _o.devices,
+        _o.used_cpus + bindparam("c") <= _o.cpus,
+        _o.used_memory_bytes + bindparam("m") <= _o.memory_bytes,
+    )
+    .values(
+        used_devices=_o.used_devices + bindparam("d"),
+        used_cpus=_o.used_cpus + bindparam("c"),
+        used_memory_bytes=_o.used_memory_bytes + bindparam("m"),
+    )
+)
+_RELEASE = (
+    update(t.offers)
+    .where(_o.id == bindparam("w_id"))
+    .values(
+        used_devices=_o.used_devices - bindparam("d"),
+        used_cpus=_o.used_cpus - bindparam("c"),
+        used_memory_bytes=_o.used_memory_bytes - bindparam("m"),
+    )
+)
+_QUEUED = (
+    select(t.jobs)
+    .where(t.jobs.c.state == JobState.QUEUED.value)
+    .order_by(t.jobs.c.id)
+    .limit(bindparam("lim"))
+)
+_a = t.attempts.c
+_ATTEMPTS_OF = select(t.attempts).where(_a.job_id == bindparam("w_job")).order_by(_a.id)
+_ATTEMPTS_ON_NODE = (
+    select(t.attempts)
+    .where(_a.node_id == bindparam("w_node"), _a.state == bindparam("w_state"))
+    .order_by(_a.id)
+    .limit(bindparam("lim"))
+)
+_CLAIM = (
+    update(t.attempts)
+    .where(_a.id == bindparam("w_id"), _a.state == AttemptState.MATCHED.value)
+    .values(
+        state=AttemptState.RUNNING.value,
+        lease_epoch=_a.lease_epoch + 1,
+        claimed_ms=bindparam("v_claimed"),
+        lease_expires_ms=bindparam("v_expires"),
+    )
+)
+_RENEW = (
+    update(t.attempts)
+    .where(
+        _a.id == bindparam("w_id"),
+        _a.node_id == bindparam("w_node"),
+        _a.lease_epoch == bindparam("w_epoch"),
+        _a.state == AttemptState.RUNNING.value,
+    )
+    .values(lease_expires_ms=bindparam("v_expires"))
+)
 
 
 def _fields(row: Any) -> dict[str, Any]:
@@ -82,7 +150,7 @@ class SqlTx:
 
     def get_account(self, account_id: str) -> AccountRec | None:
         """An account by id."""
-        row = self.conn.execute(select(t.accounts).where(t.accounts.c.id == account_id)).first()
+        row = self.conn.execute(by_id(t.accounts), {"k_id": account_id}).first()
         return None if row is None else _account(row)
 
     def account_by_name(self, name: str) -> AccountRec | None:
@@ -100,11 +168,7 @@ class SqlTx:
 
     def account_by_token(self, token_sha256: str) -> AccountRec | None:
         """The account owning an unrevoked token hash."""
-        row = self.conn.execute(
-            select(t.accounts)
-            .join(t.tokens, t.tokens.c.account_id == t.accounts.c.id)
-            .where(t.tokens.c.token_sha256 == token_sha256, t.tokens.c.revoked_ms.is_(None))
-        ).first()
+        row = self.conn.execute(_ACCOUNT_BY_TOKEN, {"w_sha": token_sha256}).first()
         return None if row is None else _account(row)
 
     def revoke_token(self, token_id: str, account_id: str, now_ms: int) -> bool:
@@ -123,11 +187,11 @@ class SqlTx:
     # -- nodes and offers --------------------------------------------------------------------
     def insert_node(self, rec: NodeRec) -> None:
         """Register a node."""
-        self.conn.execute(insert(t.nodes).values(**rec.__dict__))
+        self.conn.execute(inserter(t.nodes), rec.__dict__)
 
     def get_node(self, node_id: str) -> NodeRec | None:
         """A node by id."""
-        row = self.conn.execute(select(t.nodes).where(t.nodes.c.id == node_id)).first()
+        row = self.conn.execute(by_id(t.nodes), {"k_id": node_id}).first()
         return None if row is None else NodeRec(**_fields(row))
 
     def node_by_key(self, public_key: str) -> NodeRec | None:
@@ -137,19 +201,21 @@ class SqlTx:
 
     def update_node(self, node_id: str, **values: Any) -> None:
         """Change a node's mutable facts (last seen, region, hardware, draining)."""
-        self.conn.execute(update(t.nodes).where(t.nodes.c.id == node_id).values(**values))
+        run_update(self.conn, t.nodes, values, {"id": node_id})
 
     def insert_offer(self, rec: OfferRec) -> None:
         """Publish an offer."""
-        self.conn.execute(insert(t.offers).values(**rec.__dict__))
+        self.conn.execute(inserter(t.offers), rec.__dict__)
 
     def get_offer(self, offer_id: str) -> OfferRec | None:
         """An offer by id."""
-        row = self.conn.execute(select(t.offers).where(t.offers.c.id == offer_id)).first()
+        row = self.conn.execute(by_id(t.offers), {"k_id": offer_id}).first()
         return None if row is None else OfferRec(**_fields(row))
 
     def offers(self, *, active_only: bool = True, node_id: str | None = None) -> list[OfferRec]:
         """Offers, oldest first."""
+        if active_only and node_id is None:
+            return [OfferRec(**_fields(r)) for r in self.conn.execute(_ACTIVE_OFFERS).all()]
         q = select(t.offers)
         if active_only:
             q = q.where(t.offers.c.active.is_(True))
@@ -159,7 +225,7 @@ class SqlTx:
 
     def nodes_seen(self, node_ids: list[str]) -> dict[str, NodeRec]:
         """Nodes by id."""
-        rows = self.conn.execute(select(t.nodes).where(t.nodes.c.id.in_(node_ids))).all()
+        rows = self.conn.execute(_NODES_IN, {"w_in": node_ids}).all()
         return {r.id: NodeRec(**_fields(r)) for r in rows}
 
     def set_offer_active(self, offer_id: str, active: bool) -> None:
@@ -168,46 +234,23 @@ class SqlTx:
 
     def take_capacity(self, offer_id: str, devices: int, cpus: int, memory_bytes: int) -> bool:
         """Atomically reserve capacity of an active offer; False when it no longer fits."""
-        o = t.offers.c
-        res = self.conn.execute(
-            update(t.offers)
-            .where(
-                o.id == offer_id,
-                o.active.is_(True),
-                o.used_devices + devices <= o.devices,
-                o.used_cpus + cpus <= o.cpus,
-                o.used_memory_bytes + memory_bytes <= o.memory_bytes,
-            )
-            .values(
-                used_devices=o.used_devices + devices,
-                used_cpus=o.used_cpus + cpus,
-                used_memory_bytes=o.used_memory_bytes + memory_bytes,
-            )
-        )
-        return res.rowcount == 1
+        params = {"w_id": offer_id, "d": devices, "c": cpus, "m": memory_bytes}
+        return self.conn.execute(_TAKE, params).rowcount == 1
 
     def release_capacity(self, offer_id: str, devices: int, cpus: int, memory_bytes: int) -> None:
         """Give back capacity an attempt held."""
-        o = t.offers.c
-        self.conn.execute(
-            update(t.offers)
-            .where(o.id == offer_id)
-            .values(
-                used_devices=o.used_devices - devices,
-                used_cpus=o.used_cpus - cpus,
-                used_memory_bytes=o.used_memory_bytes - memory_bytes,
-            )
-        )
+        params = {"w_id": offer_id, "d": devices, "c": cpus, "m": memory_bytes}
+        self.conn.execute(_RELEASE, params)
 
     # -- jobs ------------------------------------------------------------------------------
     def insert_job(self, rec: JobRec) -> None:
         """Store a new job."""
         values = rec.__dict__ | {"state": rec.state.value, "reason": rec.reason}
-        self.conn.execute(insert(t.jobs).values(**values))
+        self.conn.execute(inserter(t.jobs), values)
 
     def get_job(self, job_id: str) -> JobRec | None:
         """A job by id."""
-        row = self.conn.execute(select(t.jobs).where(t.jobs.c.id == job_id)).first()
+        row = self.conn.execute(by_id(t.jobs), {"k_id": job_id}).first()
         return None if row is None else _job(row)
 
     def jobs_of(
@@ -224,12 +267,7 @@ class SqlTx:
 
     def queued_jobs(self, limit: int) -> list[JobRec]:
         """The oldest queued jobs."""
-        rows = self.conn.execute(
-            select(t.jobs)
-            .where(t.jobs.c.state == JobState.QUEUED.value)
-            .order_by(t.jobs.c.id)
-            .limit(limit)
-        ).all()
+        rows = self.conn.execute(_QUEUED, {"lim": limit}).all()
         return [_job(r) for r in rows]
 
     def update_job(self, job_id: str, expect: set[JobState] | None, **values: Any) -> bool:
@@ -237,27 +275,28 @@ class SqlTx:
         for key in ("state", "reason"):
             if key in values and values[key] is not None:
                 values[key] = str(values[key])
-        q = update(t.jobs).where(t.jobs.c.id == job_id)
-        if expect is not None:
-            q = q.where(t.jobs.c.state.in_([s.value for s in expect]))
-        return self.conn.execute(q.values(**values)).rowcount == 1
+        if expect is None:
+            return run_update(self.conn, t.jobs, values, {"id": job_id}) == 1
+        states = sorted(s.value for s in expect)
+        changed = run_update(
+            self.conn, t.jobs, values, {"id": job_id}, in_column="state", in_values=states
+        )
+        return changed == 1
 
     # -- attempts and contracts --------------------------------------------------------------
     def insert_attempt(self, rec: AttemptRec) -> None:
         """Store a new attempt."""
         values = rec.__dict__ | {"state": rec.state.value, "reason": rec.reason}
-        self.conn.execute(insert(t.attempts).values(**values))
+        self.conn.execute(inserter(t.attempts), values)
 
     def get_attempt(self, attempt_id: str) -> AttemptRec | None:
         """An attempt by id."""
-        row = self.conn.execute(select(t.attempts).where(t.attempts.c.id == attempt_id)).first()
+        row = self.conn.execute(by_id(t.attempts), {"k_id": attempt_id}).first()
         return None if row is None else _attempt(row)
 
     def attempts_of(self, job_id: str) -> list[AttemptRec]:
         """A job's attempts, oldest first."""
-        rows = self.conn.execute(
-            select(t.attempts).where(t.attempts.c.job_id == job_id).order_by(t.attempts.c.id)
-        ).all()
+        rows = self.conn.execute(_ATTEMPTS_OF, {"w_job": job_id}).all()
         return [_attempt(r) for r in rows]
 
     def attempts_of_jobs(self, job_ids: list[str]) -> dict[str, list[AttemptRec]]:
@@ -274,68 +313,43 @@ class SqlTx:
 
     def attempts_on_node(self, node_id: str, state: AttemptState, limit: int) -> list[AttemptRec]:
         """A node's attempts in one state, oldest first."""
-        rows = self.conn.execute(
-            select(t.attempts)
-            .where(t.attempts.c.node_id == node_id, t.attempts.c.state == state.value)
-            .order_by(t.attempts.c.id)
-            .limit(limit)
-        ).all()
+        params = {"w_node": node_id, "w_state": state.value, "lim": limit}
+        rows = self.conn.execute(_ATTEMPTS_ON_NODE, params).all()
         return [_attempt(r) for r in rows]
 
     def claim_attempt(self, attempt_id: str, *, now_ms: int, lease_expires_ms: int) -> bool:
         """matched -> running, raising the lease epoch; False if someone else got there first."""
-        a = t.attempts.c
-        res = self.conn.execute(
-            update(t.attempts)
-            .where(a.id == attempt_id, a.state == AttemptState.MATCHED.value)
-            .values(
-                state=AttemptState.RUNNING.value,
-                lease_epoch=a.lease_epoch + 1,
-                claimed_ms=now_ms,
-                lease_expires_ms=lease_expires_ms,
-            )
-        )
-        return res.rowcount == 1
+        params = {"w_id": attempt_id, "v_claimed": now_ms, "v_expires": lease_expires_ms}
+        return self.conn.execute(_CLAIM, params).rowcount == 1
 
     def renew_lease(self, attempt_id: str, epoch: int, node_id: str, lease_expires_ms: int) -> bool:
         """Extend a running attempt's lease if the caller holds the current epoch."""
-        a = t.attempts.c
-        res = self.conn.execute(
-            update(t.attempts)
-            .where(
-                a.id == attempt_id,
-                a.node_id == node_id,
-                a.lease_epoch == epoch,
-                a.state == AttemptState.RUNNING.value,
-            )
-            .values(lease_expires_ms=lease_expires_ms)
-        )
-        return res.rowcount == 1
+        params = {
+            "w_id": attempt_id,
+            "w_node": node_id,
+            "w_epoch": epoch,
+            "v_expires": lease_expires_ms,
+        }
+        return self.conn.execute(_RENEW, params).rowcount == 1
 
     def end_attempt(
         self, attempt_id: str, *, expect: AttemptState, epoch: int | None, **values: Any
     ) -> bool:
         """Close an attempt in state ``expect`` (and lease ``epoch`` when given) exactly once."""
-        a = t.attempts.c
-        cond = [a.id == attempt_id, a.state == expect.value]
+        where: dict[str, Any] = {"id": attempt_id, "state": expect.value}
         if epoch is not None:
-            cond.append(a.lease_epoch == epoch)
+            where["lease_epoch"] = epoch
         values["state"] = AttemptState.ENDED.value
         if values.get("reason") is not None:
             values["reason"] = str(values["reason"])
-        return (
-            self.conn.execute(update(t.attempts).where(and_(*cond)).values(**values)).rowcount == 1
-        )
+        return run_update(self.conn, t.attempts, values, where) == 1
 
     def update_attempt_money(
         self, attempt_id: str, *, billed_ms: int, cost_ucr: int, fee_ucr: int
     ) -> None:
         """Record what an ended attempt was billed."""
-        self.conn.execute(
-            update(t.attempts)
-            .where(t.attempts.c.id == attempt_id)
-            .values(billed_ms=billed_ms, cost_ucr=cost_ucr, fee_ucr=fee_ucr)
-        )
+        values = {"billed_ms": billed_ms, "cost_ucr": cost_ucr, "fee_ucr": fee_ucr}
+        run_update(self.conn, t.attempts, values, {"id": attempt_id})
 
     def request_cancel(self, attempt_id: str) -> None:
         """Flag a running attempt so its node stops it at the next heartbeat."""
@@ -370,11 +384,11 @@ class SqlTx:
 
     def insert_contract(self, rec: ContractRec) -> None:
         """Store a signed contract (never updated)."""
-        self.conn.execute(insert(t.contracts).values(**rec.__dict__))
+        self.conn.execute(inserter(t.contracts), rec.__dict__)
 
     def get_contract(self, contract_id: str) -> ContractRec | None:
         """A contract by id."""
-        row = self.conn.execute(select(t.contracts).where(t.contracts.c.id == contract_id)).first()
+        row = self.conn.execute(by_id(t.contracts), {"k_id": contract_id}).first()
         return None if row is None else ContractRec(**_fields(row))
 
     # -- logs, outputs, blobs --------------------------------------------------------------

@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select, update
+from dataclasses import replace
+
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from flopex.domain import ledger as rules
 from flopex.domain.ledger import Balance, Purpose, TransferKind, TransferState
 from flopex.errors import NotFound
 from flopex.service.records import TransferRec
 from flopex.store.schema import ledger_accounts, transfers
+from flopex.store.statements import by_id, inserter, run_update
+
+_LOCK = (
+    select(ledger_accounts)
+    .where(ledger_accounts.c.id.in_(bindparam("w_in", expanding=True)))
+    .order_by(ledger_accounts.c.id)
+    .with_for_update()
+)
+_WRITE = (
+    update(ledger_accounts)
+    .where(ledger_accounts.c.id == bindparam("w_id"))
+    .values(
+        debits_pending=bindparam("v_dp"),
+        debits_posted=bindparam("v_dq"),
+        credits_pending=bindparam("v_cp"),
+        credits_posted=bindparam("v_cq"),
+    )
+)
 
 
 def _balance(row: object) -> Balance:
@@ -52,12 +72,7 @@ class SqlLedger:
         return account_id
 
     def _lock(self, ids: list[str]) -> dict[str, tuple[Balance, bool]]:
-        rows = self.conn.execute(
-            select(ledger_accounts)
-            .where(ledger_accounts.c.id.in_(sorted(set(ids))))
-            .order_by(ledger_accounts.c.id)
-            .with_for_update()
-        ).all()
+        rows = self.conn.execute(_LOCK, {"w_in": sorted(set(ids))}).all()
         found = {r.id: (_balance(r), bool(r.guarded)) for r in rows}
         for i in ids:
             if i not in found:
@@ -68,19 +83,19 @@ class SqlLedger:
 
     def _write(self, account_id: str, b: Balance) -> None:
         self.conn.execute(
-            update(ledger_accounts)
-            .where(ledger_accounts.c.id == account_id)
-            .values(
-                debits_pending=b.debits_pending,
-                debits_posted=b.debits_posted,
-                credits_pending=b.credits_pending,
-                credits_posted=b.credits_posted,
-            )
+            _WRITE,
+            {
+                "w_id": account_id,
+                "v_dp": b.debits_pending,
+                "v_dq": b.debits_posted,
+                "v_cp": b.credits_pending,
+                "v_cq": b.credits_posted,
+            },
         )
 
     def get_transfer(self, transfer_id: str) -> TransferRec | None:
         """A transfer by id."""
-        row = self.conn.execute(select(transfers).where(transfers.c.id == transfer_id)).first()
+        row = self.conn.execute(by_id(transfers), {"k_id": transfer_id}).first()
         return None if row is None else _transfer(row)
 
     def transfer(
@@ -121,7 +136,7 @@ class SqlLedger:
             "created_ms": now_ms,
             "resolved_ms": None if pending else now_ms,
         }
-        self.conn.execute(insert(transfers).values(**values))
+        self.conn.execute(inserter(transfers), values)
         return TransferRec(**values)  # type: ignore[arg-type]
 
     def resolve(self, transfer_id: str, post_amount: int | None, *, now_ms: int) -> TransferRec:
@@ -141,18 +156,26 @@ class SqlLedger:
         )
         self._write(existing.debit_account_id, debit)
         self._write(existing.credit_account_id, credit)
-        result = self.conn.execute(
-            update(transfers)
-            .where(transfers.c.id == transfer_id, transfers.c.state == TransferState.PENDING.value)
-            .values(
-                state=resolved.state.value, posted_amount=resolved.posted_amount, resolved_ms=now_ms
-            )
+        changed = run_update(
+            self.conn,
+            transfers,
+            {
+                "state": resolved.state.value,
+                "posted_amount": resolved.posted_amount,
+                "resolved_ms": now_ms,
+            },
+            {"id": transfer_id, "state": TransferState.PENDING.value},
         )
-        if result.rowcount != 1:
+        if changed != 1:
             raise NotFound(
                 f"transfer {transfer_id} is no longer pending", code="ledger.not_pending"
             )
-        return self.get_transfer(transfer_id)  # type: ignore[return-value]
+        return replace(
+            existing,
+            state=resolved.state.value,
+            posted_amount=resolved.posted_amount,
+            resolved_ms=now_ms,
+        )
 
     def balances(self, owner_id: str) -> dict[Purpose, Balance]:
         """Every ledger account of an owner."""

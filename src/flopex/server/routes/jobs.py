@@ -38,12 +38,10 @@ LOG_POLL_S = 0.25
 @router.post("/jobs", response_model=Job, status_code=201)
 def submit(body: JobCreate, ctx: Ctx, caller: Caller, idem: IdemKey = None) -> Job:
     """Submit a job spec; it is placed at once when an offer fits."""
-    rec = jobs.submit(ctx, caller, body.spec, workdir_sha256=body.workdir_sha256, idem_key=idem)
-    return (
-        views.job(jobs.JobView(rec, []), ctx.now_ms())
-        if rec.attempts == 0
-        else _show(ctx, caller, rec.id)
+    view = jobs.submit_view(
+        ctx, caller, body.spec, workdir_sha256=body.workdir_sha256, idem_key=idem
     )
+    return views.job(view, ctx.now_ms())
 
 
 @router.post("/jobs/batch", response_model=JobBatch, status_code=201)
