@@ -133,10 +133,10 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def run_one(
-    database: str, url: str | None, jobs: int, consumers: int, agents: int
+    database: str, url: str | None, jobs: int, consumers: int, agents: int, workers: int
 ) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix=f"flopex-bench-{database}-"))
-    server = ServerProc(root, url)
+    server = ServerProc(root, url, workers=workers)
     try:
         admin = server.admin
         alice = admin.create_account("alice", ["consumer"]).token
@@ -180,6 +180,7 @@ def run_one(
         latencies = _latencies(client)
         return {
             "database": database,
+            "server_workers": workers,
             "jobs": total,
             "succeeded": finished,
             "elapsed_s": round(elapsed, 3),
@@ -230,18 +231,24 @@ def main() -> None:
     parser.add_argument("--consumers", type=int, default=2)
     parser.add_argument("--agents", type=int, default=4)
     parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--workers", default="1,2", help="server processes to compare")
     args = parser.parse_args()
     results = []
     for database in args.databases.split(","):
-        if database == "sqlite":
-            results.append(run_one("sqlite", None, args.jobs, args.consumers, args.agents))
-        else:
-            schema, url = _pg_schema()
-            try:
-                results.append(run_one("postgres", url, args.jobs, args.consumers, args.agents))
-            finally:
-                _drop(schema)
-        print(json.dumps(results[-1]))
+        for workers in (int(w) for w in args.workers.split(",")):
+            if database == "sqlite":
+                results.append(
+                    run_one("sqlite", None, args.jobs, args.consumers, args.agents, workers)
+                )
+            else:
+                schema, url = _pg_schema()
+                try:
+                    results.append(
+                        run_one("postgres", url, args.jobs, args.consumers, args.agents, workers)
+                    )
+                finally:
+                    _drop(schema)
+            print(json.dumps(results[-1]), flush=True)
     RESULTS.mkdir(exist_ok=True)
     doc = {
         "benchmark": "exchange_throughput",

@@ -43,14 +43,22 @@ def base_env(**extra: str) -> dict[str, str]:
 class ServerProc:
     """A running ``flopex server`` with its admin client."""
 
-    def __init__(self, root: Path, database_url: str | None = None) -> None:
+    def __init__(self, root: Path, database_url: str | None = None, workers: int = 1) -> None:
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = base_env(**({"FLOPEX_DATABASE_URL": database_url} if database_url else {}))
         self.log = (root / "server.log").open("wb")
         self.proc = subprocess.Popen(
-            flopex_cmd("server", "--port", str(self.port), "--data-dir", str(root / "server")),
+            flopex_cmd(
+                "server",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(root / "server"),
+                "--workers",
+                str(workers),
+            ),
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,

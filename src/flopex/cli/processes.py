@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -27,8 +28,12 @@ from flopex.store.migrate import upgrade
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 
 
-def _settings(data_dir: Path | None, host: str | None, port: int | None) -> ServerSettings:
+def _settings(
+    data_dir: Path | None, host: str | None, port: int | None, workers: int | None = None
+) -> ServerSettings:
     overrides: dict[str, object] = {}
+    if workers is not None:
+        overrides["workers"] = workers
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if host is not None:
@@ -43,9 +48,12 @@ def server(
     host: Annotated[str | None, typer.Option("--host", help="default 127.0.0.1")] = None,
     port: Annotated[int | None, typer.Option("--port", help="default 8750")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="FLOPEX_DATA_DIR")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="server processes (FLOPEX_WORKERS, default 1)")
+    ] = None,
 ) -> None:
     """Run the exchange server (SQLite in the data dir, or FLOPEX_DATABASE_URL)."""
-    settings = _settings(data_dir, host, port)
+    settings = _settings(data_dir, host, port, workers)
     ctx, info, _db = build_context(settings)
     err.print(f"flopex server on http://{settings.host}:{settings.port} ({info.database})")
     err.print(f"data dir: {info.data_dir}")
@@ -53,6 +61,23 @@ def server(
         f"admin token: {info.admin_token_path}" + (" (created now)" if info.admin_created else "")
     )
     err.print(f"exchange public key: {info.exchange_public_key}")
+    if settings.workers > 1:
+        err.print(f"workers: {settings.workers} processes")
+        _db.dispose()
+        # The workers rebuild their settings from the environment: pass what the flags said.
+        os.environ["FLOPEX_DATA_DIR"] = str(settings.data_dir)
+        if settings.database_url:
+            os.environ["FLOPEX_DATABASE_URL"] = settings.database_url
+        uvicorn.run(
+            "flopex.server.app:app_from_env",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+        )
+        return
     app = create_app(ctx, settings=settings, database=info.database)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
 

@@ -79,6 +79,19 @@ async def _reaper(ctx: Context, interval_s: float) -> None:
             log.exception("reaper round failed")
 
 
+def app_from_env() -> FastAPI:
+    """The app of one worker process when ``flopex server --workers N`` runs several.
+
+    Each worker opens its own engine and pool from the same settings (``FLOPEX_*``), reads the
+    same exchange key and admin token from the data dir, and runs its own reaper; every claim and
+    transition is a conditional UPDATE, so workers may race freely. A placement wakes long-polls
+    in its own worker at once and in the others within the claim's fallback poll.
+    """
+    settings = ServerSettings()
+    ctx, info, _db = build_context(settings)
+    return create_app(ctx, settings=settings, database=info.database)
+
+
 def create_app(ctx: Context, *, settings: ServerSettings, database: str) -> FastAPI:
     """The FastAPI app over a built context."""
     notifier = WorkNotifier()
