@@ -41,7 +41,12 @@ def load_public_key(b64: str) -> Ed25519PublicKey | None:
 
 def sign(key: Ed25519PrivateKey, payload: Any) -> str:
     """Base64 Ed25519 signature over the canonical JSON of ``payload``."""
-    return base64.b64encode(key.sign(canonical_json(payload))).decode()
+    return sign_bytes(key, canonical_json(payload))
+
+
+def sign_bytes(key: Ed25519PrivateKey, canonical: bytes) -> str:
+    """Base64 Ed25519 signature over bytes already in canonical form."""
+    return base64.b64encode(key.sign(canonical)).decode()
 
 
 def verify(public_key: Ed25519PublicKey, payload: Any, signature_b64: str) -> bool:

@@ -9,7 +9,7 @@ from flopex.domain import matching
 from flopex.domain.ids import new_id
 from flopex.domain.ledger import PLATFORM, Purpose, ledger_account_id
 from flopex.domain.matching import OfferView, Placement, Verdict
-from flopex.domain.signing import canonical_json, sha256_hex, sign
+from flopex.domain.signing import canonical_json, sha256_hex, sign_bytes
 from flopex.domain.spec import JobSpec, parse_spec
 from flopex.domain.states import AttemptState, JobState
 from flopex.errors import InsufficientFunds
@@ -146,6 +146,7 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
         )
         return False
     body = _contract_body(ctx, job, p, contract_id, attempt_id)
+    canonical = canonical_json(body)
     tx.insert_contract(
         ContractRec(
             id=contract_id,
@@ -153,9 +154,9 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
             attempt_id=attempt_id,
             consumer_id=job.account_id,
             provider_id=p.offer.provider_id,
-            body=canonical_json(body).decode(),
-            body_sha256=sha256_hex(canonical_json(body)),
-            signature=sign(ctx.key, body),
+            body=canonical.decode(),
+            body_sha256=sha256_hex(canonical),
+            signature=sign_bytes(ctx.key, canonical),
             created_ms=now,
         )
     )

@@ -1,11 +1,15 @@
 """The one database session factory: engines for SQLite (WAL) and PostgreSQL, and transactions.
 
-SQLite allows one writer; a process-wide lock serialises our own write transactions so they queue
-in Python instead of spinning on ``database is locked`` (other processes still meet busy_timeout).
+SQLite allows one writer. Our write transactions queue on a lock instead of spinning on ``database
+is locked``: a thread lock within the process, then an advisory ``flock`` on ``<db>.writelock``
+across processes (``flopex server --workers N``), which hands the turn over at once, where SQLite's
+own busy handler would sleep up to 100 ms between tries. Other programs still meet busy_timeout.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +62,40 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, poolclass=NullPool)
 
 
+class _FileLock:
+    """An exclusive advisory lock on a file, held across processes while a writer writes."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def __enter__(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *_: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _process_lock(engine: Engine) -> _FileLock | _NoLock:
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return _NoLock()
+    return _FileLock(database + ".writelock")
+
+
 class Database:
     """Engine plus transaction contexts; ``write()`` for use cases that change state."""
 
@@ -65,12 +103,13 @@ class Database:
         self.engine = engine
         self.kind = engine.dialect.name
         self._write_lock = threading.Lock() if self.kind == "sqlite" else None
+        self._file_lock = _process_lock(engine) if self.kind == "sqlite" else _NoLock()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction (committed on success, rolled back on error)."""
         if self._write_lock is not None:
-            with self._write_lock, self.engine.connect() as conn:
+            with self._write_lock, self._file_lock, self.engine.connect() as conn:
                 conn.info["write"] = True
                 try:
                     with conn.begin():
@@ -88,5 +127,7 @@ class Database:
             yield conn
 
     def dispose(self) -> None:
-        """Close pooled connections."""
+        """Close pooled connections (and the cross-process lock file)."""
         self.engine.dispose()
+        self._file_lock.close()
+        self._file_lock = _NoLock()

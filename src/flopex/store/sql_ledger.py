@@ -19,6 +19,7 @@ _LOCK = (
     .order_by(ledger_accounts.c.id)
     .with_for_update()
 )
+_BALANCES = select(ledger_accounts).where(ledger_accounts.c.owner_id == bindparam("w_owner"))
 _WRITE = (
     update(ledger_accounts)
     .where(ledger_accounts.c.id == bindparam("w_id"))
@@ -179,9 +180,7 @@ class SqlLedger:
 
     def balances(self, owner_id: str) -> dict[Purpose, Balance]:
         """Every ledger account of an owner."""
-        rows = self.conn.execute(
-            select(ledger_accounts).where(ledger_accounts.c.owner_id == owner_id)
-        ).all()
+        rows = self.conn.execute(_BALANCES, {"w_owner": owner_id}).all()
         return {Purpose(r.purpose): _balance(r) for r in rows}
 
     def all_balances(self) -> dict[str, Balance]:
