@@ -11,6 +11,7 @@
     ├── Conflict                     (409 family)
     │   ├── InsufficientFunds        ledger.insufficient_funds 402
     │   ├── AttemptFenced            attempt.fenced        409
+    │   ├── TransientConflict        store.conflict        409 (retried by the server first)
     │   ├── InvalidTransition        job.invalid_state     409
     │   └── IdempotencyConflict      idempotency.key_reused 409
     ├── TooLarge                     request.too_large     413
@@ -105,6 +106,11 @@ class InsufficientFunds(Conflict):
 class AttemptFenced(Conflict):
     code = "attempt.fenced"
     default_hint = "this attempt's lease moved on; drop the work, it will not be paid"
+
+
+class TransientConflict(Conflict):
+    code = "store.conflict"
+    default_hint = "the exchange was busy with a conflicting change; retry the request"
 
 
 class InvalidTransition(Conflict):

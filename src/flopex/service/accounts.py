@@ -15,6 +15,7 @@ from flopex.service.context import Context
 from flopex.service.idempotency import idempotent
 from flopex.service.ports import Tx
 from flopex.service.records import AccountRec, TransferRec
+from flopex.service.retry import retrying
 
 
 class Role(StrEnum):
@@ -86,6 +87,7 @@ class NewAccount:
     token: str | None  # shown once; None on an idempotent replay
 
 
+@retrying
 def create_account(
     ctx: Context, actor: AccountRec, name: str, roles: list[str], idem_key: str | None
 ) -> NewAccount:
@@ -118,6 +120,7 @@ def create_account(
         return NewAccount(rec, token)
 
 
+@retrying
 def rotate_token(ctx: Context, actor: AccountRec) -> tuple[str, str]:
     """A new token for the caller's own account: (token id, token)."""
     token = new_token()
@@ -127,6 +130,7 @@ def rotate_token(ctx: Context, actor: AccountRec) -> tuple[str, str]:
     return token_id, token
 
 
+@retrying
 def revoke_token(ctx: Context, actor: AccountRec, token_id: str) -> None:
     """Revoke one of the caller's tokens."""
     with ctx.store.write() as tx:
@@ -134,6 +138,7 @@ def revoke_token(ctx: Context, actor: AccountRec, token_id: str) -> None:
             raise NotFound(f"token {token_id} not found", code="token.not_found")
 
 
+@retrying
 def mint(
     ctx: Context, actor: AccountRec, account_name: str, amount_ucr: int, idem_key: str | None
 ) -> TransferRec:

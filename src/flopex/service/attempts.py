@@ -17,6 +17,7 @@ from flopex.service.context import Context
 from flopex.service.placement import match_queued
 from flopex.service.ports import Tx
 from flopex.service.records import AccountRec, AttemptRec, ContractRec, JobRec, NodeRec, OutputRec
+from flopex.service.retry import retrying
 from flopex.service.settlement import end_attempt
 
 MAX_CLAIM = 64
@@ -39,6 +40,7 @@ def _node_of(tx: Tx, actor: AccountRec, node_id: str) -> NodeRec:
     return node
 
 
+@retrying
 def claim(ctx: Context, actor: AccountRec, node_id: str, max_count: int) -> list[Assignment]:
     """Atomically take up to ``max_count`` attempts matched to this node (never twice)."""
     require(actor, Role.PROVIDER)
@@ -83,6 +85,7 @@ def _fence(attempt: AttemptRec, epoch: int) -> None:
         )
 
 
+@retrying
 def post_log(
     ctx: Context, actor: AccountRec, attempt_id: str, epoch: int, seq: int, data: str
 ) -> None:
@@ -107,6 +110,7 @@ def _reason_for(outcome: Outcome, job: JobRec, attempt: AttemptRec) -> Reason:
     return Reason.JOB_ERROR
 
 
+@retrying
 def complete(
     ctx: Context, actor: AccountRec, report: UsageReport, signature: str
 ) -> tuple[AttemptRec, JobRec]:
@@ -168,6 +172,7 @@ def _record_outputs(
     tx.insert_outputs(rows)
 
 
+@retrying
 def release(ctx: Context, actor: AccountRec, attempt_id: str, epoch: int) -> None:
     """The node hands an attempt back (drain on SIGTERM): free, and the job is requeued."""
     with ctx.store.write() as tx:
@@ -178,6 +183,7 @@ def release(ctx: Context, actor: AccountRec, attempt_id: str, epoch: int) -> Non
     ctx.on_work(woken)
 
 
+@retrying
 def reap(ctx: Context) -> int:
     """End attempts whose lease (running) or claim window (matched) passed; requeue their jobs."""
     now = ctx.now_ms()

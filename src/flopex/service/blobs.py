@@ -15,6 +15,7 @@ from flopex.errors import NotFound, RequestInvalid, TooLarge
 from flopex.service.attempts import blob_readable_by_node
 from flopex.service.context import Context
 from flopex.service.records import AccountRec
+from flopex.service.retry import retrying
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
@@ -40,6 +41,7 @@ def exists_for(ctx: Context, actor: AccountRec, sha256: str) -> int:
     raise NotFound(f"blob {sha256} not found", code="blob.not_found")
 
 
+@retrying
 def put(ctx: Context, actor: AccountRec, sha256: str, data: bytes) -> int:
     """Store a blob after checking its hash; the caller may read it from then on."""
     check_sha(sha256)

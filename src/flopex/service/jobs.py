@@ -28,6 +28,7 @@ from flopex.service.records import (
     OfferRec,
     OutputRec,
 )
+from flopex.service.retry import retrying
 from flopex.service.settlement import end_attempt
 
 MAX_LIST = 500
@@ -53,6 +54,7 @@ def submit(
     return submit_view(ctx, actor, spec_data, workdir_sha256=workdir_sha256, idem_key=idem_key).job
 
 
+@retrying
 def submit_view(
     ctx: Context,
     actor: AccountRec,
@@ -151,6 +153,7 @@ def list_jobs(
         return [JobView(j, attempts[j.id]) for j in jobs]
 
 
+@retrying
 def cancel(ctx: Context, actor: AccountRec, job_id: str) -> JobRec:
     """Cancel a job: at once if not running, else the node is told at its next heartbeat."""
     now = ctx.now_ms()

@@ -16,6 +16,7 @@ from flopex.service.accounts import Role, require
 from flopex.service.context import Context
 from flopex.service.placement import match_queued, offer_views
 from flopex.service.records import AccountRec, NodeRec, OfferRec
+from flopex.service.retry import retrying
 
 _REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MAX_PRICE_UCR = 10**15  # 1e9 credits per device-hour: far beyond any real price
@@ -32,6 +33,7 @@ def check_region(region: str) -> str:
     return region
 
 
+@retrying
 def register_node(
     ctx: Context,
     actor: AccountRec,
@@ -108,6 +110,7 @@ class OfferInput:
     interruptible: bool
 
 
+@retrying
 def create_offer(ctx: Context, actor: AccountRec, offer: OfferInput) -> OfferRec:
     """Publish an offer of a node's capacity, then place queued jobs that now fit."""
     require(actor, Role.PROVIDER)
@@ -152,6 +155,7 @@ def create_offer(ctx: Context, actor: AccountRec, offer: OfferInput) -> OfferRec
     return rec
 
 
+@retrying
 def withdraw_offer(ctx: Context, actor: AccountRec, offer_id: str) -> None:
     """The owner withdraws an offer: no new matches; running work continues."""
     with ctx.store.write() as tx:
@@ -177,6 +181,7 @@ class HeartbeatResult:
     lease_ttl_s: float
 
 
+@retrying
 def heartbeat(
     ctx: Context, actor: AccountRec, node_id: str, running: list[tuple[str, int]], draining: bool
 ) -> HeartbeatResult:

@@ -28,6 +28,9 @@ def end_attempt(
         attempt.id, expect=attempt.state, epoch=epoch, ended_ms=now, reason=reason, **extra
     ):
         return False
+    # Lock order offers -> ledger, as placement takes them, so that concurrent placements and
+    # settlements on PostgreSQL do not deadlock.
+    tx.release_capacity(attempt.offer_id, attempt.devices, attempt.cpus, attempt.memory_bytes)
     cost = fee = 0
     if reason in CONSUMER_PAYS and billed_ms > 0:
         cost = money.cost_ucr(billed_ms, attempt.hourly_ucr)
@@ -44,7 +47,6 @@ def end_attempt(
     else:
         fee = 0
     tx.update_attempt_money(attempt.id, billed_ms=billed_ms, cost_ucr=cost, fee_ucr=fee)
-    tx.release_capacity(attempt.offer_id, attempt.devices, attempt.cpus, attempt.memory_bytes)
     job = tx.get_job(attempt.job_id)
     assert job is not None
     if attempt.cancel_requested and reason not in (Reason.COMPLETED, Reason.JOB_ERROR):

@@ -4,6 +4,11 @@ SQLite allows one writer. Our write transactions queue on a lock instead of spin
 is locked``: a thread lock within the process, then an advisory ``flock`` on ``<db>.writelock``
 across processes (``flopex server --workers N``), which hands the turn over at once, where SQLite's
 own busy handler would sleep up to 100 ms between tries. Other programs still meet busy_timeout.
+
+PostgreSQL write transactions are serialised the same way, by a transaction-scoped advisory lock:
+every job touches a few hot rows (the consumer's and the platform's ledger accounts, an offer's
+capacity), so letting writers interleave row locks only bought deadlocks and retries, and the
+tamper-evident log to come appends in one order anyway. Reads never wait for it.
 """
 
 from __future__ import annotations
@@ -18,9 +23,17 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from flopex.errors import LocalError
+from flopex.errors import LocalError, TransientConflict
+
+# The advisory lock every PostgreSQL write transaction takes first (an arbitrary constant: "fpx").
+WRITER_LOCK_KEY = 0x667078
+
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction lost a race and
+# changed nothing; running the use case again is safe.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -117,8 +130,15 @@ class Database:
                 finally:
                     conn.info["write"] = False
             return
-        with self.engine.begin() as conn:
-            yield conn
+        try:
+            with self.engine.begin() as conn:
+                # One writer at a time, across every server process sharing this database.
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})")
+                yield conn
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+                raise TransientConflict(f"transaction lost a race: {exc.orig}") from exc
+            raise
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
