@@ -62,6 +62,28 @@ def pg_url() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture
+def own_pg_url() -> Iterator[str]:
+    """A PostgreSQL URL on a schema of this test's own (for server processes), dropped after."""
+    base = _pg_base_url()
+    schema = f"flopex_it_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(base, connect_args={"connect_timeout": 3})
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        reason = f"PostgreSQL unreachable at {base}: {exc.orig}"
+        if os.environ.get("FLOPEX_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
 def _fresh_pg_schema(pg_url: str) -> str:
     """Empty every table of the run's schema so each test starts clean."""
     engine = create_engine(pg_url)

@@ -299,3 +299,23 @@ def test_matched_but_unclaimed_attempt_expires_and_is_rematched(
     assert view.job.state == JobState.MATCHED
     assert len(view.attempts) == 2
     b.assert_money_conserved(ctx)
+
+
+def test_a_node_that_lost_a_lease_gets_no_new_work_until_it_heartbeats(
+    ctx: Context, clock: FakeClock
+) -> None:
+    p = b.provider(ctx, "p1", cpus=2)
+    alice = b.account(ctx, "alice", "consumer", credits=100)
+    job = jobs.submit(ctx, alice, b.spec(), workdir_sha256=None, idem_key=None)
+    b.claim_one(ctx, p)
+    clock.advance(ctx.rules.lease_ttl_s - 1)
+    attempts.claim(ctx, p.account, p.node.id, 1)  # a claim poll, but no heartbeat: still alive?
+    clock.advance(2)  # the lease lapses, though the node polled a moment ago
+    assert attempts.reap(ctx) == 1
+    view = jobs.get(ctx, alice, job.id)
+    assert view.job.state == JobState.QUEUED  # not matched straight back to the silent node
+    assert len(view.attempts) == 1
+    b.heartbeat(ctx, p)  # it comes back
+    attempts.reap(ctx)
+    assert jobs.get(ctx, alice, job.id).job.state == JobState.MATCHED
+    b.assert_money_conserved(ctx)

@@ -167,8 +167,10 @@ def wait_for(predicate: object, timeout_s: float = 30, interval_s: float = 0.1) 
 
 
 @contextmanager
-def running_server(root: Path, database_url: str | None = None) -> Iterator[ServerProc]:
-    server = ServerProc(root, database_url)
+def running_server(
+    root: Path, database_url: str | None = None, workers: int = 1
+) -> Iterator[ServerProc]:
+    server = ServerProc(root, database_url, workers)
     try:
         yield server
     finally:

@@ -166,21 +166,30 @@ def test_http_errors_have_codes(server: ServerProc) -> None:
         prov.release("att_doesnotexist", 1)
 
 
-def test_eight_agents_two_hundred_jobs_none_run_twice(server: ServerProc) -> None:
-    count = 200
+@pytest.mark.parametrize(
+    ("database", "workers"), [("sqlite", 1), ("postgres", 2)], ids=["sqlite", "postgres-2-workers"]
+)
+def test_eight_agents_two_hundred_jobs_none_run_twice(
+    database: str, workers: int, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("own_pg_url") if database == "postgres" else None
+    with running_server(tmp_path, url, workers) as server:
+        _many_agents_many_jobs(server, agents_count=8, count=200)
+
+
+def _many_agents_many_jobs(server: ServerProc, *, agents_count: int, count: int) -> None:
     agents = [
-        start_agent(server, _provider_token(server, f"p{i}"), f"a{i}", cpus=4) for i in range(8)
+        start_agent(server, _provider_token(server, f"p{i}"), f"a{i}", cpus=4)
+        for i in range(agents_count)
     ]
     try:
         alice = _consumer(server, credits=1000)
-        wait_for(lambda: len([o for o in alice.offers().offers if o.node_online]) == 8)
+        wait_for(lambda: len([o for o in alice.offers().offers if o.node_online]) == agents_count)
         ids = [
             j.id
             for j in alice.submit_batch([_job("echo $FLOPEX_JOB_ID") for _ in range(count)]).jobs
         ]
-        wait_for(lambda: all(alice.job(i).settled_at for i in ids[-5:]), 120, 0.5)
-        done = [alice.job(i) for i in ids]
-        wait_for(lambda: all(alice.job(i).settled_at for i in ids), 120, 0.5)
+        wait_for(lambda: all(alice.job(i).settled_at for i in ids), 150, 0.5)
         done = [alice.job(i) for i in ids]
         assert all(j.state == "succeeded" for j in done)
         assert all(len(j.attempts) == 1 for j in done)
@@ -225,3 +234,18 @@ def test_late_agent_completing_an_expired_lease_gets_409(server: ServerProc) -> 
         )
     assert info.value.code == "attempt.fenced"
     _ledger_ok(server)
+
+
+def test_two_server_workers_share_one_database(tmp_path: Path) -> None:
+    with running_server(tmp_path, workers=2) as server:
+        agent = start_agent(server, _provider_token(server, "prov"), "a")
+        try:
+            alice = _consumer(server)
+            jobs = [alice.submit(_job(f'echo {i} > "$FLOPEX_OUTPUT_DIR/i.txt"')) for i in range(6)]
+            done = [_settled(alice, j.id) for j in jobs]
+            assert [d.state for d in done] == ["succeeded"] * 6
+            assert all(len(d.attempts) == 1 for d in done)  # none ran twice
+            _ledger_ok(server)
+        finally:
+            agent.terminate()
+            agent.wait(10)

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -23,6 +24,7 @@ from flopex.agent.runtimes.subprocess import (
     RunResult,
     SubprocessRuntime,
 )
+from flopex.agent.runtimes.workspace import reachable_work_root
 from flopex.client.workdir import pack_workdir
 from flopex.errors import LocalError
 
@@ -232,3 +234,35 @@ def test_an_attempt_id_cannot_escape_the_root(root: Path) -> None:
     with pytest.raises(LocalError) as err:
         _run(root, _request("true", attempt_id="../x"))
     assert err.value.code == "runtime.attempt_id_invalid"
+
+
+def test_an_unreachable_work_root_moves_to_a_private_passable_dir(tmp_path: Path) -> None:
+    hidden = tmp_path / "agent"  # pytest's tmp_path parents are 0o700
+    hidden.mkdir(mode=0o700)
+    nobody = (65534, 65534)
+    moved = reachable_work_root(hidden / "work", nobody)
+    try:
+        assert moved != hidden / "work"
+        st = moved.lstat()
+        assert stat.S_IMODE(st.st_mode) == 0o711  # passable, not listable
+        assert st.st_uid == os.geteuid()
+        assert reachable_work_root(hidden / "work", nobody) == moved  # stable across restarts
+    finally:
+        shutil.rmtree(moved)
+
+
+def test_a_reachable_work_root_is_kept(root: Path) -> None:
+    assert reachable_work_root(root, (65534, 65534)) == root
+    assert reachable_work_root(root, None) == root
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="jobs drop privileges only when the agent is root")
+def test_a_job_runs_as_nobody_under_a_private_agent_dir(tmp_path: Path) -> None:
+    hidden = tmp_path / "agent"
+    hidden.mkdir(mode=0o700)
+    runtime = SubprocessRuntime(hidden / "work")
+    chunks: list[bytes] = []
+    result = runtime.run(_request("id -u"), chunks.append, threading.Event())
+    runtime.cleanup("att_1")
+    assert result.outcome is Outcome.COMPLETED, b"".join(chunks)
+    assert b"65534" in b"".join(chunks)
