@@ -9,7 +9,14 @@ import pytest
 from flopex.domain.ledger import Purpose
 from flopex.domain.states import AttemptState, JobState, Reason
 from flopex.domain.usage import Outcome
-from flopex.errors import AttemptFenced, InsufficientFunds, NotFound, RequestInvalid, SpecInvalid
+from flopex.errors import (
+    AttemptFenced,
+    InsufficientFunds,
+    NotFound,
+    RequestInvalid,
+    SpecInvalid,
+    Unauthorized,
+)
 from flopex.service import accounts, attempts, blobs, jobs, market
 from flopex.service.context import Context
 from tests import builders as b
@@ -319,3 +326,12 @@ def test_a_node_that_lost_a_lease_gets_no_new_work_until_it_heartbeats(
     attempts.reap(ctx)
     assert jobs.get(ctx, alice, job.id).job.state == JobState.MATCHED
     b.assert_money_conserved(ctx)
+
+
+def test_a_revoked_token_is_refused_at_once(ctx: Context) -> None:
+    alice = b.account(ctx, "alice", "consumer")
+    token_id, token = accounts.rotate_token(ctx, alice)
+    assert accounts.authenticate(ctx, token).id == alice.id  # now remembered for a moment
+    accounts.revoke_token(ctx, alice, token_id)
+    with pytest.raises(Unauthorized):
+        accounts.authenticate(ctx, token)

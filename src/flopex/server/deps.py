@@ -25,7 +25,11 @@ async def current_account(
     token = None
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
-    return await run_in_threadpool(accounts.authenticate, context(request), token)
+    ctx = context(request)
+    cached = accounts.authenticate_cached(ctx, token)  # no thread hop for a busy client
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(accounts.authenticate, ctx, token)
 
 
 Ctx = Annotated[Context, Depends(context)]

@@ -51,11 +51,21 @@ def authenticate(ctx: Context, token: str | None) -> AccountRec:
     """The account owning a bearer token, or :class:`Unauthorized`."""
     if not token:
         raise Unauthorized("missing bearer token")
+    digest = token_hash(token)
+    account = ctx.tokens.get(digest)
+    if account is not None:
+        return account
     with ctx.store.read() as tx:
-        account = tx.account_by_token(token_hash(token))
+        account = tx.account_by_token(digest)
     if account is None:
         raise Unauthorized("unknown or revoked token")
+    ctx.tokens.put(digest, account)
     return account
+
+
+def authenticate_cached(ctx: Context, token: str | None) -> AccountRec | None:
+    """The account of a token remembered moments ago, without touching the database; else None."""
+    return ctx.tokens.get(token_hash(token)) if token else None
 
 
 def _open_ledger(tx: Tx, owner_id: str) -> None:
@@ -136,6 +146,7 @@ def revoke_token(ctx: Context, actor: AccountRec, token_id: str) -> None:
     with ctx.store.write() as tx:
         if not tx.revoke_token(token_id, actor.id, ctx.now_ms()):
             raise NotFound(f"token {token_id} not found", code="token.not_found")
+    ctx.tokens.clear()
 
 
 @retrying

@@ -33,6 +33,9 @@ class Assignment:
     job: JobRec
 
 
+LIVENESS_REFRESH_MS = 1000  # an empty claim poll refreshes the node's last_seen at most this often
+
+
 def _node_of(tx: Tx, actor: AccountRec, node_id: str) -> NodeRec:
     node = tx.get_node(node_id)
     if node is None or node.account_id != actor.id:
@@ -46,6 +49,15 @@ def claim(ctx: Context, actor: AccountRec, node_id: str, max_count: int) -> list
     require(actor, Role.PROVIDER)
     now = ctx.now_ms()
     out: list[Assignment] = []
+    # Most polls find nothing: look first without the write lock, and only refresh liveness.
+    with ctx.store.read() as tx:
+        node = _node_of(tx, actor, node_id)
+        waiting = tx.attempts_on_node(node_id, AttemptState.MATCHED, 1)
+    if not waiting:
+        if now - node.last_seen_ms >= LIVENESS_REFRESH_MS:
+            with ctx.store.write() as tx:
+                tx.update_node(node_id, last_seen_ms=now)
+        return out
     with ctx.store.write() as tx:
         _node_of(tx, actor, node_id)
         tx.update_node(node_id, last_seen_ms=now)

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from flopex.domain.matching import Terms
 from flopex.service.ports import BlobStore, Store
+from flopex.service.token_cache import TokenCache
 
 
 class Clock(Protocol):
@@ -54,6 +55,7 @@ class Context:
     key: Ed25519PrivateKey
     rules: Rules = field(default_factory=Rules)
     clock: Clock = field(default_factory=SystemClock)
+    tokens: TokenCache = field(default_factory=TokenCache)
     on_work: Callable[[set[str]], None] = lambda node_ids: None
 
     def now_ms(self) -> int:
