@@ -47,26 +47,40 @@ class ServerProc:
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = base_env(**({"FLOPEX_DATABASE_URL": database_url} if database_url else {}))
+        self._env = base_env(**({"FLOPEX_DATABASE_URL": database_url} if database_url else {}))
+        self._workers = workers
         self.log = (root / "server.log").open("wb")
+        self.proc = self._start()
+        self.admin_token = (root / "server" / "admin.token").read_text().strip()
+        self.admin = Client(self.url, self.admin_token)
+        self._clients: list[Client] = []
+
+    def _start(self) -> subprocess.Popen[bytes]:
         self.proc = subprocess.Popen(
             flopex_cmd(
                 "server",
                 "--port",
                 str(self.port),
                 "--data-dir",
-                str(root / "server"),
+                str(self.root / "server"),
                 "--workers",
-                str(workers),
+                str(self._workers),
             ),
-            env=env,
+            env=self._env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
         self._wait()
-        self.admin_token = (root / "server" / "admin.token").read_text().strip()
-        self.admin = Client(self.url, self.admin_token)
-        self._clients: list[Client] = []
+        return self.proc
+
+    def kill(self) -> None:
+        """kill -9 the server (its database and data dir stay)."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def start_again(self) -> None:
+        """Start the server again on the same port and data dir."""
+        self._start()
 
     def client(self, token: str | None) -> Client:
         """A client for ``token``, closed when the server stops."""

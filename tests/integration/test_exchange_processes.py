@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +250,23 @@ def test_two_server_workers_share_one_database(tmp_path: Path) -> None:
         finally:
             agent.terminate()
             agent.wait(10)
+
+
+def test_a_killed_server_restarts_and_the_running_job_settles_once(server: ServerProc) -> None:
+    agent = start_agent(server, _provider_token(server, "prov"), "a")
+    try:
+        alice = _consumer(server)
+        job = alice.submit(_job('sleep 1; echo ok > "$FLOPEX_OUTPUT_DIR/r.txt"'))
+        wait_for(lambda: alice.job(job.id).state == "running")
+        server.kill()  # mid-job: the job ends while the server is down, its report must wait
+        time.sleep(3.5)  # longer than the lease TTL (3 s here)
+        server.start_again()
+        done = _settled(alice, job.id, 60)
+        assert done.state == "succeeded", done
+        assert [a.reason for a in done.attempts] == ["completed"]
+        [out] = alice.outputs(job.id).outputs
+        assert alice.get_blob(out.sha256) == b"ok\n"
+        _ledger_ok(server)
+    finally:
+        agent.terminate()
+        agent.wait(10)

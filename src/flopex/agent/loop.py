@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -26,7 +28,12 @@ from flopex.errors import AttemptFenced, FlopexError, NotFound, Unavailable
 
 log = logging.getLogger("flopex.agent")
 LOG_CHUNK_BYTES = 64 * 1024
+T = TypeVar("T")
 ERROR_BACKOFF_S = 1.0
+# A finished attempt's report waits this long for an unreachable server (a restart, a network
+# blip) before the work is given up; heartbeats keep its lease alive once the server is back.
+REPORT_RETRY_S = 120.0
+REPORT_BACKOFF_MAX_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -216,7 +223,8 @@ class Agent:
         outputs = []
         if result.outcome.value == UsageOutcome.COMPLETED.value:
             for out in result.outputs:
-                self.client.put_blob(out.sha256, out.local_path.read_bytes())
+                data = out.local_path.read_bytes()
+                _until_reachable(lambda: self.client.put_blob(out.sha256, data))  # noqa: B023
                 outputs.append(OutputEntry(out.path, out.sha256, out.size_bytes))
         report = UsageReport(
             attempt_id=a.attempt_id,
@@ -232,7 +240,7 @@ class Agent:
         body = p.Complete(
             report=p.UsageReport.model_validate(wire), signature=sign(self.key, payload)
         )
-        done = self.client.complete(a.attempt_id, body)
+        done = _until_reachable(lambda: self.client.complete(a.attempt_id, body))
         log.info("attempt %s ended: %s", a.attempt_id, done.attempt.reason)
 
     # -- drain -------------------------------------------------------------------------------
@@ -260,3 +268,22 @@ class Agent:
         for run in left:
             if run.thread is not None:
                 run.thread.join(timeout=5)
+
+
+def _until_reachable(call: Callable[[], T]) -> T:
+    """``call()``, again with backoff while the server is unreachable, for up to REPORT_RETRY_S.
+
+    Safe to repeat: blob uploads are content-addressed, and a completion the server already took
+    answers 409 (fenced) on the retry, which the caller treats as done elsewhere.
+    """
+    deadline = time.monotonic() + REPORT_RETRY_S
+    backoff = 0.25
+    while True:
+        try:
+            return call()
+        except Unavailable as exc:
+            if time.monotonic() + backoff > deadline:
+                raise
+            log.warning("server unreachable (%s); retrying in %.1f s", exc.message, backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, REPORT_BACKOFF_MAX_S)

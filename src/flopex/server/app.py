@@ -71,6 +71,9 @@ def build_context(settings: ServerSettings) -> tuple[Context, ServerInfo, Databa
 
 
 async def _reaper(ctx: Context, interval_s: float) -> None:
+    # Leases ran out while this server was down too: give every node one lease TTL to heartbeat
+    # after a start before any lease counts as lost (the provider did nothing wrong).
+    await asyncio.sleep(ctx.rules.lease_ttl_s)
     while True:
         await asyncio.sleep(interval_s)
         try:
