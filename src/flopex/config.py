@@ -33,6 +33,8 @@ class ServerSettings(BaseSettings):
     max_blob_bytes: int = Field(default=256 << 20, gt=0)
     reaper_interval_s: float = Field(default=1.0, gt=0)
     workers: int = Field(default=1, ge=1, le=64)
+    checkpoint_interval_s: float = Field(default=1.0, gt=0)
+    log_origin: str = Field(default="flopex.local/exchange", pattern=r"^[^\s+]+$")
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL: the configured one, else SQLite (WAL) in the data dir."""

@@ -347,3 +347,24 @@ class Contract(Model):
 class BlobStored(Model):
     sha256: str
     size_bytes: int
+
+
+class LogKey(Model):
+    """How to verify the log's checkpoints."""
+
+    origin: str
+    verifier_key: str  # name+keyid+base64(0x01 || Ed25519 public key), as Go's sumdb/note
+    public_key: str  # base64 raw Ed25519 key (the exchange key)
+
+
+class LogEntries(Model):
+    """Events ``start ..`` as canonical JSON text: leaf data is exactly these UTF-8 bytes."""
+
+    start: int
+    entries: list[str]
+
+
+class LogProof(Model):
+    """An RFC 9162 proof: base64 hashes, bottom-up."""
+
+    hashes: list[str]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from flopex.client.http import Client
-from flopex.errors import AttemptFenced, NotFound, TooLarge, Unauthorized
+from flopex.errors import AttemptFenced, InvalidInput, NotFound, TooLarge, Unauthorized
 from tests.integration.procs import ServerProc, running_server, start_agent, wait_for
 
 CREDIT = 1_000_000
@@ -270,3 +270,42 @@ def test_a_killed_server_restarts_and_the_running_job_settles_once(server: Serve
     finally:
         agent.terminate()
         agent.wait(10)
+
+
+def test_the_log_over_http_verifies_end_to_end(server: ServerProc) -> None:
+    from flopex.domain import merkle
+    from flopex.domain.note import parse_checkpoint, parse_verifier_key, verify_note
+
+    agent = start_agent(server, _provider_token(server, "prov"), "a")
+    try:
+        alice = _consumer(server)
+        job = alice.submit(_job("echo hi"))
+        _settled(alice, job.id)
+    finally:
+        agent.terminate()
+        agent.wait(10)
+    anyone = server.client(None)
+    key = anyone.log_key()
+    verifier = parse_verifier_key(key.verifier_key)
+    assert key.public_key == server.admin.health().exchange_public_key
+    note = server.admin.log_checkpoint(now=True)
+    cp = parse_checkpoint(verify_note(note, verifier))
+    assert cp.origin == key.origin and cp.size > 0
+    entries: list[str] = []
+    while len(entries) < cp.size:
+        entries += anyone.log_entries(len(entries), cp.size).entries
+    tree = merkle.MemoryTree()
+    for e in entries[: cp.size]:
+        tree.append(e.encode())
+    assert tree.root() == cp.root
+    last = cp.size - 1
+    path = anyone.log_inclusion(last, cp.size)
+    assert merkle.verify_inclusion(
+        merkle.leaf_hash(entries[last].encode()), last, cp.size, path, cp.root
+    )
+    half = cp.size // 2
+    proof = anyone.log_consistency(half, cp.size)
+    assert merkle.verify_consistency(half, cp.size, proof, tree.root(half), cp.root)
+    with pytest.raises(InvalidInput) as info:
+        anyone.log_inclusion(0, cp.size + 1000)  # beyond the signed size: a clear 422
+    assert info.value.code == "log.out_of_range"

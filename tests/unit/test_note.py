@@ -128,3 +128,9 @@ def test_a_witness_cosignature_verifies_and_carries_its_time() -> None:
     forged = cosigned.replace("\n5\n", "\n6\n")
     with pytest.raises(NoteError, match="does not verify"):
         verify_cosignature(forged, witness)
+
+
+def test_a_verifier_key_whose_base64_contains_a_plus_parses() -> None:
+    # transparency-dev/formats' test key: the base64 of its key material contains '+'
+    verifier = parse_verifier_key("TEST+7997405c+AQcC+FTVKf0jlTdHDY3rbevmnKxxPjigCXlVtGe6RIr6")
+    assert verifier.name == "TEST" and len(verifier.public_key) == 32

@@ -7,6 +7,7 @@ move something carry an ``Idempotency-Key`` so that a retry after a lost answer 
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from collections.abc import Iterator
@@ -226,6 +227,33 @@ class Client:
     def get_blob(self, sha256: str) -> bytes:
         """Download a blob."""
         return self._send("GET", f"/v1/blobs/{sha256}").content
+
+    # -- the log ---------------------------------------------------------------------------
+    def log_key(self) -> p.LogKey:
+        """The log's origin and checkpoint key."""
+        return self._model(p.LogKey, "GET", "/v1/log/key")
+
+    def log_checkpoint(self, *, now: bool = False) -> str:
+        """The newest signed checkpoint note (``now``: admin asks for a fresh one)."""
+        return self._send("POST" if now else "GET", "/v1/log/checkpoint").text
+
+    def log_entries(self, start: int, end: int) -> p.LogEntries:
+        """A page of events from ``start`` (the server bounds its length)."""
+        return self._model(
+            p.LogEntries, "GET", "/v1/log/entries", params={"start": start, "end": end}
+        )
+
+    def log_inclusion(self, index: int, size: int) -> list[bytes]:
+        """Inclusion proof hashes for event ``index`` in the tree of ``size``."""
+        params = {"index": index, "size": size}
+        got = self._model(p.LogProof, "GET", "/v1/log/proofs/inclusion", params=params)
+        return [base64.b64decode(h) for h in got.hashes]
+
+    def log_consistency(self, old: int, new: int) -> list[bytes]:
+        """Consistency proof hashes from size ``old`` to ``new``."""
+        params = {"old": old, "new": new}
+        got = self._model(p.LogProof, "GET", "/v1/log/proofs/consistency", params=params)
+        return [base64.b64decode(h) for h in got.hashes]
 
     # -- agent -------------------------------------------------------------------------------
     def claim(self, node_id: str, max_count: int, wait_s: float) -> p.ClaimReply:

@@ -68,7 +68,7 @@ class Verifier:
 
 def parse_verifier_key(vkey: str) -> Verifier:
     """Read a ``name+hexid+base64(type||key)`` verifier key, checking its ID."""
-    parts = vkey.rsplit("+", 2)
+    parts = vkey.split("+", 2)  # the name has no "+", the base64 key may
     if len(parts) != 3:
         raise NoteError("a verifier key is name+keyid+base64key")
     name, hex_id, b64 = parts

@@ -24,8 +24,10 @@ from flopex.protocol import Health
 from flopex.server.limits import BodyLimit
 from flopex.server.notify import WorkNotifier
 from flopex.server.routes import accounts, agent, blobs, jobs, market
+from flopex.server.routes import log as log_routes
 from flopex.service import accounts as account_service
 from flopex.service import attempts
+from flopex.service import log as log_service
 from flopex.service.context import Context, Rules
 from flopex.store.blobs import FileBlobStore
 from flopex.store.engine import Database, make_engine
@@ -63,6 +65,7 @@ def build_context(settings: ServerSettings) -> tuple[Context, ServerInfo, Databa
         max_attempts=settings.max_attempts,
         default_time_limit_s=settings.default_time_limit_s,
         max_blob_bytes=settings.max_blob_bytes,
+        log_origin=settings.log_origin,
     )
     ctx = Context(store=SqlStore(db), blobs=FileBlobStore(data_dir / "blobs"), key=key, rules=rules)
     created = account_service.bootstrap(ctx, admin_token)
@@ -80,6 +83,16 @@ async def _reaper(ctx: Context, interval_s: float) -> None:
             await run_in_threadpool(attempts.reap, ctx)
         except Exception:  # keep reaping; the next round retries
             log.exception("reaper round failed")
+
+
+async def _checkpointer(ctx: Context, interval_s: float) -> None:
+    """Hash new events into the tree and sign a checkpoint, each round the log grew."""
+    while True:
+        try:
+            await run_in_threadpool(log_service.integrate, ctx)
+        except Exception:  # keep going; the next round retries
+            log.exception("checkpoint round failed")
+        await asyncio.sleep(interval_s)
 
 
 def app_from_env() -> FastAPI:
@@ -103,18 +116,23 @@ def create_app(ctx: Context, *, settings: ServerSettings, database: str) -> Fast
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         notifier.bind(asyncio.get_running_loop())
-        task = asyncio.create_task(_reaper(ctx, settings.reaper_interval_s))
+        tasks = [
+            asyncio.create_task(_reaper(ctx, settings.reaper_interval_s)),
+            asyncio.create_task(_checkpointer(ctx, settings.checkpoint_interval_s)),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     app = FastAPI(title="flopex exchange", version=flopex.__version__, lifespan=lifespan)
     app.state.ctx = ctx
     app.state.notifier = notifier
-    for module in (accounts, market, jobs, agent, blobs):
+    for module in (accounts, market, jobs, agent, blobs, log_routes):
         app.include_router(module.router)
     _errors(app)
 

@@ -11,6 +11,7 @@ from enum import StrEnum
 from flopex.domain.ids import new_id
 from flopex.domain.ledger import PLATFORM, Balance, Purpose, ledger_account_id
 from flopex.errors import Conflict, Forbidden, NotFound, RequestInvalid, Unauthorized
+from flopex.service import log
 from flopex.service.context import Context
 from flopex.service.idempotency import idempotent
 from flopex.service.ports import Tx
@@ -123,6 +124,7 @@ def create_account(
         rec = AccountRec(new_id("acc"), name, tuple(role_set), ctx.now_ms())
         if not tx.insert_account(rec):
             raise Conflict(f"account name {name!r} is taken", code="account.name_taken")
+        log.record(ctx, tx, "account.created", account=rec.id, roles=list(rec.roles))
         _open_ledger(tx, rec.id)
         token = new_token()
         tx.insert_token(new_id("tok"), rec.id, token_hash(token), ctx.now_ms())
@@ -162,7 +164,8 @@ def mint(
         if target is None:
             raise NotFound(f"account {account_name!r} not found", code="account.not_found")
         transfer_id = f"mint:{idem_key}" if idem_key else new_id("tr")
-        return tx.ledger.transfer(
+        replay = tx.ledger.get_transfer(transfer_id)
+        done = tx.ledger.transfer(
             transfer_id,
             ledger_account_id(PLATFORM, Purpose.EQUITY),
             ledger_account_id(target.id, Purpose.AVAILABLE),
@@ -171,6 +174,9 @@ def mint(
             now_ms=ctx.now_ms(),
             memo="mint",
         )
+        if replay is None:
+            log.transfer(ctx, tx, done)
+        return done
 
 
 def balances(ctx: Context, account: AccountRec) -> dict[Purpose, Balance]:

@@ -12,6 +12,7 @@ from flopex.domain.signing import load_public_key, verify
 from flopex.domain.states import AttemptState, JobState, Reason
 from flopex.domain.usage import Outcome, UsageReport
 from flopex.errors import AttemptFenced, NotFound, RequestInvalid
+from flopex.service import log
 from flopex.service.accounts import Role, require
 from flopex.service.context import Context
 from flopex.service.placement import match_queued
@@ -73,6 +74,15 @@ def claim(ctx: Context, actor: AccountRec, node_id: str, max_count: int) -> list
             contract = tx.get_contract(attempt.contract_id)
             job = tx.get_job(attempt.job_id)
             assert claimed is not None and contract is not None and job is not None
+            log.record(
+                ctx,
+                tx,
+                "attempt.started",
+                attempt=claimed.id,
+                job=claimed.job_id,
+                node=node_id,
+                lease_epoch=claimed.lease_epoch,
+            )
             out.append(Assignment(claimed, contract, job))
     return out
 

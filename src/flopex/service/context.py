@@ -39,6 +39,7 @@ class Rules:
     max_attempts: int = 3
     default_time_limit_s: int = 3600
     max_blob_bytes: int = 256 << 20
+    log_origin: str = "flopex.local/exchange"
 
     @property
     def terms(self) -> Terms:

@@ -14,6 +14,7 @@ from flopex.domain.spec import JobKind, parse_spec
 from flopex.domain.states import AttemptState, JobState, Reason
 from flopex.domain.units import format_credits
 from flopex.errors import InsufficientFunds, NotFound, RequestInvalid
+from flopex.service import log
 from flopex.service.accounts import Role, require
 from flopex.service.context import Context
 from flopex.service.idempotency import idempotent
@@ -118,6 +119,7 @@ def submit_view(
             settled_ms=None,
         )
         tx.insert_job(job)
+        log.record(ctx, tx, "job.submitted", job=job.id, account=actor.id, job_kind=job.kind)
         idempotent(tx, actor.id, idem_key, "job", request, job.id)
         views = [v for v in offer_views(ctx, tx, tx.offers()) if v.node_alive]
         node_id = try_match(ctx, tx, job, views, spec=spec)
@@ -168,6 +170,7 @@ def cancel(ctx: Context, actor: AccountRec, job_id: str) -> JobRec:
             else:
                 tx.request_cancel(attempt.id)
         if not live:
+            log.record(ctx, tx, "job.ended", job=job.id, state="cancelled", reason="user_cancelled")
             tx.update_job(
                 job.id,
                 {JobState.QUEUED},

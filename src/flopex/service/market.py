@@ -12,6 +12,7 @@ from flopex.domain.ids import new_id
 from flopex.domain.signing import load_public_key
 from flopex.domain.states import AttemptState
 from flopex.errors import AmountInvalid, Conflict, NotFound, RequestInvalid
+from flopex.service import log
 from flopex.service.accounts import Role, require
 from flopex.service.context import Context
 from flopex.service.placement import match_queued, offer_views
@@ -66,6 +67,7 @@ def register_node(
             )
             node = tx.get_node(existing.id)
             assert node is not None
+            log.record(ctx, tx, "node.updated", node=node.id, region=region, simulated=simulated)
             return node
         node = NodeRec(
             id=new_id("node"),
@@ -79,6 +81,16 @@ def register_node(
             draining=False,
         )
         tx.insert_node(node)
+        log.record(
+            ctx,
+            tx,
+            "node.registered",
+            node=node.id,
+            account=actor.id,
+            public_key=public_key,
+            region=region,
+            simulated=simulated,
+        )
         return node
 
 
@@ -150,6 +162,22 @@ def create_offer(ctx: Context, actor: AccountRec, offer: OfferInput) -> OfferRec
     )
     with ctx.store.write() as tx:
         tx.insert_offer(rec)
+        log.record(
+            ctx,
+            tx,
+            "offer.created",
+            offer=rec.id,
+            node=rec.node_id,
+            account=rec.account_id,
+            accelerator=rec.accelerator,
+            devices=rec.devices,
+            cpus=rec.cpus,
+            memory_bytes=rec.memory_bytes,
+            region=rec.region,
+            price_ucr_per_device_hour=rec.price_ucr_per_device_hour,
+            interruptible=rec.interruptible,
+            simulated=rec.simulated,
+        )
         woken = match_queued(ctx, tx)
     ctx.on_work(woken)
     return rec
@@ -163,6 +191,7 @@ def withdraw_offer(ctx: Context, actor: AccountRec, offer_id: str) -> None:
         if rec is None or rec.account_id != actor.id:
             raise NotFound(f"offer {offer_id} not found", code="offer.not_found")
         tx.set_offer_active(offer_id, False)
+        log.record(ctx, tx, "offer.withdrawn", offer=offer_id)
 
 
 def list_offers_with_liveness(ctx: Context) -> tuple[list[OfferRec], dict[str, bool]]:

@@ -13,6 +13,7 @@ from flopex.domain.signing import canonical_json, sha256_hex, sign_bytes
 from flopex.domain.spec import JobSpec, parse_spec
 from flopex.domain.states import AttemptState, JobState
 from flopex.errors import InsufficientFunds
+from flopex.service import log
 from flopex.service.context import Context
 from flopex.service.ports import Tx
 from flopex.service.records import AttemptRec, ContractRec, JobRec, OfferRec
@@ -145,6 +146,10 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
             p.offer.id, p.option.accelerator_count, p.option.cpus, p.option.memory_bytes
         )
         return False
+    for transfer_id in (f"hold:{attempt_id}", fee_id):
+        held = tx.ledger.get_transfer(transfer_id) if transfer_id else None
+        if held is not None:
+            log.transfer(ctx, tx, held)
     body = _contract_body(ctx, job, p, contract_id, attempt_id)
     canonical = canonical_json(body)
     tx.insert_contract(
@@ -190,6 +195,21 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
             usage=None,
             usage_signature=None,
         )
+    )
+    log.record(
+        ctx,
+        tx,
+        "contract.signed",
+        contract=contract_id,
+        job=job.id,
+        attempt=attempt_id,
+        offer=p.offer.id,
+        node=p.offer.node_id,
+        consumer=job.account_id,
+        provider=p.offer.provider_id,
+        hourly_ucr=p.hourly_ucr,
+        time_limit_s=p.time_limit_s,
+        contract_sha256=sha256_hex(canonical),
     )
     tx.update_job(
         job.id, {JobState.QUEUED}, state=JobState.MATCHED, attempts=job.attempts + 1, updated_ms=now

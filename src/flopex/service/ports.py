@@ -259,6 +259,34 @@ class Tx(Protocol):
         """Whether ``account_id`` owns (may read) a blob."""
         ...
 
+    def append_log(self, data: str, now_ms: int) -> int:
+        """Append an event (canonical JSON) to the log; returns its index."""
+        ...
+
+    def log_size(self) -> int:
+        """How many events the log holds (integrated or not)."""
+        ...
+
+    def log_entries(self, start: int, end: int) -> list[str]:
+        """The events with indexes ``[start, end)``, in order."""
+        ...
+
+    def log_node(self, level: int, index: int) -> bytes:
+        """A stored complete-subtree hash (KeyError when absent)."""
+        ...
+
+    def put_log_nodes(self, rows: list[tuple[int, int, bytes]]) -> None:
+        """Store complete-subtree hashes."""
+        ...
+
+    def latest_checkpoint(self) -> tuple[int, str] | None:
+        """(size, signed note) of the newest checkpoint."""
+        ...
+
+    def insert_checkpoint(self, size: int, note: str, now_ms: int) -> None:
+        """Store a signed checkpoint."""
+        ...
+
     def get_idem(self, account_id: str, key: str) -> IdemRec | None:
         """What an Idempotency-Key created before."""
         ...

@@ -6,6 +6,7 @@ from typing import Any
 
 from flopex.domain import money
 from flopex.domain.states import CONSUMER_PAYS, JobState, Reason, job_state_after
+from flopex.service import log
 from flopex.service.context import Context
 from flopex.service.ports import Tx
 from flopex.service.records import AttemptRec
@@ -38,12 +39,12 @@ def end_attempt(
         assert hold is not None
         cost = min(cost, hold.amount)
         fee = money.fee_ucr(cost, ctx.rules.fee_bps)
-    tx.ledger.resolve(attempt.hold_cost_id, cost or None, now_ms=now)
+    log.transfer(ctx, tx, tx.ledger.resolve(attempt.hold_cost_id, cost or None, now_ms=now))
     if attempt.hold_fee_id is not None:
         fee_hold = tx.ledger.get_transfer(attempt.hold_fee_id)
         assert fee_hold is not None
         fee = min(fee, fee_hold.amount)
-        tx.ledger.resolve(attempt.hold_fee_id, fee or None, now_ms=now)
+        log.transfer(ctx, tx, tx.ledger.resolve(attempt.hold_fee_id, fee or None, now_ms=now))
     else:
         fee = 0
     tx.update_attempt_money(attempt.id, billed_ms=billed_ms, cost_ucr=cost, fee_ucr=fee)
@@ -62,4 +63,17 @@ def end_attempt(
     if state.terminal:
         values["settled_ms"] = now
     tx.update_job(job.id, {JobState.MATCHED, JobState.RUNNING}, **values)
+    log.record(
+        ctx,
+        tx,
+        "attempt.ended",
+        attempt=attempt.id,
+        job=job.id,
+        reason=reason.value,
+        billed_ms=billed_ms,
+        cost_ucr=cost,
+        fee_ucr=fee,
+        job_state=state.value,
+        job_reason=final.value if final is not None else None,
+    )
     return True

@@ -229,3 +229,28 @@ idempotency = Table(
     Column("object_id", String(80), nullable=False),
     Column("created_ms", BigInteger, nullable=False),
 )
+
+# -- the tamper-evident log (RFC 9162 tree over canonical-JSON events) --------------------------
+log_entries = Table(
+    "log_entries",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("data", Text, nullable=False),  # canonical JSON (RFC 8785) of the event
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+log_nodes = Table(  # hashes of complete subtrees, written when entries are integrated
+    "log_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+)
+
+log_checkpoints = Table(  # signed notes, one per integrated size
+    "log_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("note", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)

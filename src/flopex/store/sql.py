@@ -70,6 +70,18 @@ _QUEUED = (
     .order_by(t.jobs.c.id)
     .limit(bindparam("lim"))
 )
+_LOG_MAX = select(func.max(t.log_entries.c.idx))
+_LOG_RANGE = (
+    select(t.log_entries.c.data)
+    .where(t.log_entries.c.idx >= bindparam("w_start"), t.log_entries.c.idx < bindparam("w_end"))
+    .order_by(t.log_entries.c.idx)
+)
+_LOG_NODE = select(t.log_nodes.c.hash).where(
+    t.log_nodes.c.level == bindparam("w_level"), t.log_nodes.c.idx == bindparam("w_idx")
+)
+_LOG_LATEST_CHECKPOINT = (
+    select(t.log_checkpoints).order_by(t.log_checkpoints.c.size.desc()).limit(1)
+)
 _a = t.attempts.c
 _ATTEMPTS_OF = select(t.attempts).where(_a.job_id == bindparam("w_job")).order_by(_a.id)
 _ATTEMPTS_ON_NODE = (
@@ -130,6 +142,7 @@ class SqlTx:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.ledger = SqlLedger(conn)
+        self._next_log_idx: int | None = None
 
     # -- accounts and tokens ---------------------------------------------------------------
     def insert_account(self, rec: AccountRec) -> bool:
@@ -467,6 +480,49 @@ class SqlTx:
         return int(row) > 0
 
     # -- idempotency -------------------------------------------------------------------------
+    # -- the log -------------------------------------------------------------------------------
+    def append_log(self, data: str, now_ms: int) -> int:
+        """Append an event; the index is the next free one (writers are serialised)."""
+        if self._next_log_idx is None:
+            self._next_log_idx = self.log_size()
+        idx = self._next_log_idx
+        self.conn.execute(inserter(t.log_entries), {"idx": idx, "data": data, "created_ms": now_ms})
+        self._next_log_idx = idx + 1
+        return idx
+
+    def log_size(self) -> int:
+        """How many events the log holds."""
+        top = self.conn.execute(_LOG_MAX).scalar()
+        return 0 if top is None else int(top) + 1
+
+    def log_entries(self, start: int, end: int) -> list[str]:
+        """Events ``[start, end)`` in order."""
+        rows = self.conn.execute(_LOG_RANGE, {"w_start": start, "w_end": end}).all()
+        return [r.data for r in rows]
+
+    def log_node(self, level: int, index: int) -> bytes:
+        """A stored complete-subtree hash."""
+        row = self.conn.execute(_LOG_NODE, {"w_level": level, "w_idx": index}).first()
+        if row is None:
+            raise KeyError((level, index))
+        return bytes.fromhex(row.hash)
+
+    def put_log_nodes(self, rows: list[tuple[int, int, bytes]]) -> None:
+        """Store complete-subtree hashes."""
+        if rows:
+            params = [{"level": lv, "idx": i, "hash": h.hex()} for lv, i, h in rows]
+            self.conn.execute(inserter(t.log_nodes), params)
+
+    def latest_checkpoint(self) -> tuple[int, str] | None:
+        """(size, note) of the newest checkpoint."""
+        row = self.conn.execute(_LOG_LATEST_CHECKPOINT).first()
+        return None if row is None else (int(row.size), row.note)
+
+    def insert_checkpoint(self, size: int, note: str, now_ms: int) -> None:
+        """Store a signed checkpoint."""
+        params = {"size": size, "note": note, "created_ms": now_ms}
+        self.conn.execute(inserter(t.log_checkpoints), params)
+
     def get_idem(self, account_id: str, key: str) -> IdemRec | None:
         """What an Idempotency-Key created before."""
         row = self.conn.execute(

@@ -1,0 +1,133 @@
+"""The exchange's tamper-evident log: every state change is an event appended in the same
+transaction as the change; a background round hashes new events into the RFC 9162 tree and signs
+a C2SP checkpoint with the exchange key (at most one per round, only when the log grew).
+
+Events hold public economic facts under opaque ids (accounts, nodes, jobs, contracts, amounts,
+prices, states, reasons, hashes), never private content (specs, envs, names, logs, outputs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flopex.domain import merkle
+from flopex.domain.note import Checkpoint, sign_note
+from flopex.domain.signing import canonical_json
+from flopex.errors import RequestInvalid
+from flopex.service.context import Context
+from flopex.service.ports import Tx
+from flopex.service.records import TransferRec
+from flopex.service.retry import retrying
+
+EVENT_VERSION = 1
+MAX_INTEGRATE = 50_000  # events hashed per round (the next round takes the rest)
+MAX_ENTRIES_PAGE = 1_000
+
+
+def record(ctx: Context, tx: Tx, kind: str, **facts: Any) -> int:
+    """Append one event to the log inside the caller's transaction; returns its index."""
+    now = ctx.now_ms()
+    event = {"v": EVENT_VERSION, "kind": kind, "at_ms": now, **facts}
+    return tx.append_log(canonical_json(event).decode(), now)
+
+
+def _reader(tx: Tx, cache: dict[tuple[int, int], bytes]) -> merkle.NodeReader:
+    def read(level: int, index: int) -> bytes:
+        hit = cache.get((level, index))
+        return hit if hit is not None else tx.log_node(level, index)
+
+    return read
+
+
+@retrying
+def integrate(ctx: Context) -> tuple[int, str] | None:
+    """Hash the events not yet in the tree and sign a checkpoint; None when nothing is new."""
+    with ctx.store.write() as tx:
+        latest = tx.latest_checkpoint()
+        done = latest[0] if latest is not None else 0
+        size = min(tx.log_size(), done + MAX_INTEGRATE)
+        if latest is not None and size == done:
+            return None
+        cache: dict[tuple[int, int], bytes] = {}
+        read = _reader(tx, cache)
+        rows: list[tuple[int, int, bytes]] = []
+        for offset, data in enumerate(tx.log_entries(done, size)):
+            leaf = merkle.leaf_hash(data.encode())
+            for level, index, h in merkle.nodes_closed_by_append(done + offset, leaf, read):
+                cache[(level, index)] = h
+                rows.append((level, index, h))
+        tx.put_log_nodes(rows)
+        text = Checkpoint(ctx.rules.log_origin, size, merkle.root(read, size)).text()
+        note = sign_note(text, ctx.rules.log_origin, ctx.key)
+        tx.insert_checkpoint(size, note, ctx.now_ms())
+        return size, note
+
+
+def checkpoint(ctx: Context) -> tuple[int, str]:
+    """The newest signed checkpoint (size, note); the first is made on demand."""
+    with ctx.store.read() as tx:
+        latest = tx.latest_checkpoint()
+    if latest is not None:
+        return latest
+    made = integrate(ctx)
+    if made is not None:
+        return made
+    with ctx.store.read() as tx:
+        again = tx.latest_checkpoint()
+    assert again is not None
+    return again
+
+
+def _signed_size(tx: Tx) -> int:
+    latest = tx.latest_checkpoint()
+    return latest[0] if latest is not None else 0
+
+
+def _out_of_range(what: str, size: int) -> RequestInvalid:
+    return RequestInvalid(
+        f"{what} is outside the signed log (checkpoint size {size})",
+        code="log.out_of_range",
+        hint="fetch /v1/log/checkpoint first; proofs are served up to its size",
+    )
+
+
+def entries(ctx: Context, start: int, end: int) -> list[str]:
+    """Events ``[start, end)`` (at most MAX_ENTRIES_PAGE), as canonical JSON text."""
+    if start < 0 or end <= start:
+        raise RequestInvalid("need 0 <= start < end", code="log.bad_range")
+    end = min(end, start + MAX_ENTRIES_PAGE)
+    with ctx.store.read() as tx:
+        return tx.log_entries(start, end)
+
+
+def inclusion_proof(ctx: Context, index: int, size: int) -> list[bytes]:
+    """RFC 9162 inclusion proof of event ``index`` in the tree of ``size`` events."""
+    with ctx.store.read() as tx:
+        signed = _signed_size(tx)
+        if not 0 <= index < size <= signed:
+            raise _out_of_range(f"index {index} in size {size}", signed)
+        return merkle.inclusion_proof(_reader(tx, {}), index, size)
+
+
+def consistency_proof(ctx: Context, old: int, new: int) -> list[bytes]:
+    """RFC 9162 consistency proof from size ``old`` to size ``new``."""
+    with ctx.store.read() as tx:
+        signed = _signed_size(tx)
+        if not 0 <= old <= new <= signed:
+            raise _out_of_range(f"sizes {old}..{new}", signed)
+        return merkle.consistency_proof(_reader(tx, {}), old, new)
+
+
+def transfer(ctx: Context, tx: Tx, rec: TransferRec) -> int:
+    """Log a ledger transfer as it stands now (pending, posted or voided)."""
+    return record(
+        ctx,
+        tx,
+        f"transfer.{rec.state}",
+        transfer=rec.id,
+        debit=rec.debit_account_id,
+        credit=rec.credit_account_id,
+        amount_ucr=rec.amount,
+        posted_ucr=rec.posted_amount,
+        job=rec.job_id,
+    )
