@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flopex import protocol as p
+from flopex.cli.audit import run_audit
 from flopex.cli.output import err, out, report_error
 from flopex.client.http import Client
 from flopex.domain.units import UCR_PER_CREDIT, format_credits
@@ -234,7 +235,23 @@ def _scenario(demo: Demo, job_count: int) -> bool:
     err.print(f"killing the agent in {running.region} (kill -9) while it runs {first.id}")
     victim.kill()
     jobs = _wait_settled(alice, [first.id, *rest])
-    return _report(admin, alice, providers, jobs, minted)
+    ok = _report(admin, alice, providers, jobs, minted)
+    return _audit(admin, demo.root) and ok
+
+
+def _audit(admin: Client, root: Path) -> bool:
+    """End as an auditor would: verify the signed log and replay it against the ledger."""
+    admin.log_checkpoint(now=True)
+    try:
+        summary = run_audit(admin, None, root / "audit.json")
+    except FlopexError as exc:
+        report_error(exc)
+        return False
+    out.print(
+        f"audit OK: checkpoint {summary['origin']} size {summary['size']} root {summary['root']}; "
+        f"{summary['ledger_accounts_compared']} ledger accounts match the replayed log"
+    )
+    return True
 
 
 def _report(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from flopex.cli import audit as audit_cli
 from flopex.cli import jobs as jobs_cli
 from flopex.cli import market as market_cli
 from flopex.cli import processes
@@ -32,6 +33,7 @@ app.add_typer(processes.db_app, name="db")
 app.command("server")(processes.server)
 app.command("agent")(processes.agent)
 app.command("demo")(processes.demo)
+app.command("audit")(audit_cli.audit)
 
 Server = Annotated[str | None, typer.Option("--server", help="exchange URL (FLOPEX_SERVER)")]
 Token = Annotated[str | None, typer.Option("--token", help="API token (FLOPEX_TOKEN)")]

@@ -1,0 +1,109 @@
+"""``flopex audit`` against a real server process, honest and tampered with."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flopex.client.http import Client
+from tests.e2e.test_cli import assert_clean_error, flopex
+from tests.integration.procs import ServerProc, running_server, start_agent, wait_for
+
+CREDIT = 1_000_000
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProc]:
+    with running_server(tmp_path) as s:
+        yield s
+
+
+def _run_jobs(server: ServerProc, count: int = 2, consumer: str = "alice") -> Client:
+    made = server.admin.create_account(consumer, ["consumer"])
+    assert made.token
+    server.admin.mint(consumer, 10 * CREDIT)
+    c = server.client(made.token)
+    agent = start_agent(
+        server, server.admin.create_account(f"p-{consumer}", ["provider"]).token or "", consumer
+    )
+    try:
+        ids = [
+            c.submit({"name": "a", "resources": {"cpus": 1}, "run": "echo hi"}).id
+            for _ in range(count)
+        ]
+        wait_for(lambda: all(c.job(i).settled_at for i in ids), 40)
+    finally:
+        agent.terminate()
+        agent.wait(10)
+    server.admin.log_checkpoint(now=True)
+    return c
+
+
+def _audit(server: ServerProc, state: Path) -> subprocess.CompletedProcess[str]:
+    return flopex(
+        "audit", "--state", str(state), token=server.admin_token, server=server, cwd=state.parent
+    )
+
+
+def _db(server: ServerProc) -> Path:
+    return server.root / "server" / "flopex.db"
+
+
+def test_an_honest_exchange_passes_and_the_audit_resumes(server: ServerProc) -> None:
+    _run_jobs(server)
+    state = server.root / "audit.json"
+    first = _audit(server, state)
+    assert first.returncode == 0, first.stderr
+    assert "audit OK" in first.stdout and "accounts match" in first.stdout
+    _run_jobs(server, consumer="bob")
+    again = _audit(server, state)
+    assert again.returncode == 0, again.stderr
+    assert "new events" in again.stdout
+
+
+def test_an_amount_edited_in_the_database_is_caught(server: ServerProc) -> None:
+    _run_jobs(server)
+    with sqlite3.connect(_db(server)) as db:
+        db.execute(
+            "UPDATE ledger_accounts SET credits_posted = credits_posted + 1 "
+            "WHERE id LIKE '%:earnings' AND credits_posted > 0"
+        )
+    res = _audit(server, server.root / "audit.json")
+    assert_clean_error(res, "audit.failed")
+    assert "ledger account" in res.stderr and ":earnings" in res.stderr
+
+
+def test_an_edited_or_deleted_event_is_caught(server: ServerProc) -> None:
+    _run_jobs(server)
+    with sqlite3.connect(_db(server)) as db:
+        db.execute(
+            "UPDATE log_entries SET data = replace(data, '\"amount_ucr\":', '\"amount_ucr\":1') "
+            "WHERE idx = (SELECT min(idx) FROM log_entries WHERE data LIKE '%transfer.posted%')"
+        )
+    res = _audit(server, server.root / "audit.json")
+    assert_clean_error(res, "audit.failed")
+    assert "do not hash to the signed root" in res.stderr
+
+
+def test_a_restored_backup_with_a_different_history_is_caught(server: ServerProc) -> None:
+    _run_jobs(server)
+    backup = server.root / "backup.db"
+    with sqlite3.connect(_db(server)) as live, sqlite3.connect(backup) as copy:
+        live.backup(copy)  # a consistent snapshot, WAL included
+    state = server.root / "audit.json"
+    _run_jobs(server, consumer="bob")
+    assert _audit(server, state).returncode == 0  # the auditor saw the longer history
+    server.kill()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(_db(server)) + suffix).unlink(missing_ok=True)
+    shutil.copy(backup, _db(server))
+    server.start_again()
+    _run_jobs(server, consumer="carol")  # a different continuation of the old history
+    res = _audit(server, state)
+    assert_clean_error(res, "audit.failed")
+    assert "rewritten or forked" in res.stderr or "shrank" in res.stderr
