@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,11 +41,11 @@ def _pg_base_url() -> str:
     return os.environ.get("FLOPEX_TEST_DATABASE_URL", PG_DEFAULT)
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped at the end of the run."""
+@contextmanager
+def _new_pg_schema(prefix: str) -> Iterator[str]:
+    """A URL whose search_path is a fresh schema, dropped afterwards; fail or skip if PG is down."""
     base = _pg_base_url()
-    schema = f"flopex_test_{os.getpid()}_{secrets.token_hex(3)}"
+    schema = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
     admin = create_engine(base, connect_args={"connect_timeout": 3})
     try:
         with admin.begin() as conn:
@@ -56,32 +57,26 @@ def pg_url() -> Iterator[str]:
             pytest.fail(reason)
         pytest.skip(reason)
     sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL schema for the whole run (contract tests empty its tables per test)."""
+    with _new_pg_schema("flopex_test") as url:
+        yield url
 
 
 @pytest.fixture
 def own_pg_url() -> Iterator[str]:
-    """A PostgreSQL URL on a schema of this test's own (for server processes), dropped after."""
-    base = _pg_base_url()
-    schema = f"flopex_it_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(base, connect_args={"connect_timeout": 3})
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        reason = f"PostgreSQL unreachable at {base}: {exc.orig}"
-        if os.environ.get("FLOPEX_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    """A PostgreSQL schema of this test's own (for server processes)."""
+    with _new_pg_schema("flopex_it") as url:
+        yield url
 
 
 def _fresh_pg_schema(pg_url: str) -> str:
