@@ -368,3 +368,11 @@ class LogProof(Model):
     """An RFC 9162 proof: base64 hashes, bottom-up."""
 
     hashes: list[str]
+
+
+class Cosignature(Model):
+    """A witness's cosignature on a checkpoint it verified."""
+
+    size: int = Field(ge=0)
+    signature_line: str = Field(max_length=1000, description="— <name> base64(id||time||sig)\\n")
+    witness_key: str = Field(max_length=300, description="the witness's type 0x04 verifier key")

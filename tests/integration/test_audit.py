@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from flopex.client.http import Client
+from flopex.domain.note import ALG_COSIGNATURE_V1, verifier_key
 from tests.e2e.test_cli import assert_clean_error, flopex
 from tests.integration.procs import ServerProc, running_server, start_agent, wait_for
 
@@ -98,6 +100,7 @@ def test_a_restored_backup_with_a_different_history_is_caught(server: ServerProc
     state = server.root / "audit.json"
     _run_jobs(server, consumer="bob")
     assert _audit(server, state).returncode == 0  # the auditor saw the longer history
+    assert _witness(server, "w1.test").returncode == 0  # and so did a witness
     server.kill()
     for suffix in ("", "-wal", "-shm"):
         Path(str(_db(server)) + suffix).unlink(missing_ok=True)
@@ -107,3 +110,34 @@ def test_a_restored_backup_with_a_different_history_is_caught(server: ServerProc
     res = _audit(server, state)
     assert_clean_error(res, "audit.failed")
     assert "rewritten or forked" in res.stderr or "shrank" in res.stderr
+    refused = _witness(server, "w1.test")
+    assert_clean_error(refused, "witness.refused")
+    assert "rewritten or forked" in refused.stderr or "shrank" in refused.stderr
+
+
+def _witness(server: ServerProc, name: str) -> subprocess.CompletedProcess[str]:
+    key = server.root / f"{name}.key"
+    return flopex(
+        "witness", "--name", name, "--once", "--key-file", str(key),
+        token=server.admin_token, server=server, cwd=server.root,
+    )  # fmt: skip
+
+
+def test_witnesses_cosign_and_the_audit_can_require_them(server: ServerProc) -> None:
+    _run_jobs(server)
+    done = _witness(server, "w1.test")
+    assert done.returncode == 0, done.stderr
+    w1 = done.stdout.split(" as ")[-1].strip()
+    state = server.root / "audit.json"
+    ok = flopex(
+        "audit", "--state", str(state), "--witness-key", w1, "--min-witnesses", "1",
+        token=server.admin_token, server=server, cwd=server.root,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "witnessed: 1" in ok.stdout
+    stranger = verifier_key("w2.test", Ed25519PrivateKey.generate(), ALG_COSIGNATURE_V1)
+    short = flopex(
+        "audit", "--state", str(state), "--witness-key", w1, "--witness-key", stranger,
+        "--min-witnesses", "2", token=server.admin_token, server=server, cwd=server.root,
+    )  # fmt: skip
+    assert_clean_error(short, "log.not_cosigned")

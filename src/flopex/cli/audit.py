@@ -25,7 +25,13 @@ from flopex.cli.output import emit_json, err, friendly, out
 from flopex.cli.settings import client
 from flopex.client.http import Client
 from flopex.domain import merkle
-from flopex.domain.note import NoteError, parse_checkpoint, parse_verifier_key, verify_note
+from flopex.domain.note import (
+    NoteError,
+    parse_checkpoint,
+    parse_verifier_key,
+    verify_cosignature,
+    verify_note,
+)
 from flopex.domain.replay import OpenTransfer, Replay, ReplayError, Totals
 from flopex.errors import FlopexError, Forbidden
 
@@ -147,17 +153,46 @@ def _match(rows: list[Any], r: Replay) -> None:
             )
 
 
-def run_audit(c: Client, key: str | None, state_path: Path) -> dict[str, Any]:
+def _witnessed(note: str, witness_keys: list[str], needed: int) -> int:
+    """How many distinct trusted witnesses validly cosigned ``note``; AuditFailed if too few."""
+    good = 0
+    for wk in witness_keys:
+        try:
+            verify_cosignature(note, parse_verifier_key(wk))
+            good += 1
+        except NoteError:
+            continue
+    if good < needed:
+        raise AuditFailed(
+            f"the checkpoint carries {good} valid cosignatures of the trusted witnesses, "
+            f"{needed} required"
+        )
+    return good
+
+
+def run_audit(
+    c: Client,
+    key: str | None,
+    state_path: Path,
+    witness_keys: list[str] | None = None,
+    min_witnesses: int = 0,
+) -> dict[str, Any]:
     """Verify and replay; the summary, or :class:`AuditFailed` naming what and where."""
     state = _load(state_path)
     vkey = key or state.get("verifier_key") or c.log_key().verifier_key
     if state.get("verifier_key") and state["verifier_key"] != vkey:
         raise AuditFailed("the log's key differs from the one pinned on the first audit")
+    if min_witnesses > len(witness_keys or []):
+        raise AuditFailed(
+            f"--min-witnesses {min_witnesses} needs as many --witness-key", code="audit.usage"
+        )
+    note = c.log_checkpoint(witnesses=min_witnesses)
     try:
         verifier = parse_verifier_key(vkey)
-        cp = parse_checkpoint(verify_note(c.log_checkpoint(), verifier))
+        cp = parse_checkpoint(verify_note(note, verifier))
     except NoteError as exc:
         raise AuditFailed(f"checkpoint: {exc}") from None
+    witnessed = _witnessed(note, witness_keys or [], min_witnesses) if witness_keys else 0
     old_size = int(state.get("size", 0))
     tree, replay = _tree_from(state), _replay_from(state)
     if cp.size < old_size:
@@ -212,6 +247,7 @@ def run_audit(c: Client, key: str | None, state_path: Path) -> dict[str, Any]:
         "root": base64.b64encode(cp.root).decode(),
         "verified_from": old_size,
         "ledger_accounts_compared": compared,
+        "witnesses": witnessed,
         "jobs": len(replay.jobs),
         "state": str(state_path),
     }
@@ -225,11 +261,17 @@ def audit(
         str | None, typer.Option("--key", help="the log's verifier key (name+id+base64)")
     ] = None,
     state: Annotated[Path | None, typer.Option("--state", help="where progress is kept")] = None,
+    witness_key: Annotated[
+        list[str] | None, typer.Option("--witness-key", help="a trusted witness (repeatable)")
+    ] = None,
+    min_witnesses: Annotated[
+        int, typer.Option("--min-witnesses", help="cosignatures required", min=0)
+    ] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON on stdout")] = False,
 ) -> None:
     """Verify the exchange's log: signature, consistency, every event, every balance."""
     with client(server, token, need_token=False) as c:
-        summary = run_audit(c, key, state or _state_path(c.server))
+        summary = run_audit(c, key, state or _state_path(c.server), witness_key, min_witnesses)
     if json_out:
         emit_json(summary)
         return
@@ -239,6 +281,8 @@ def audit(
         f"(verified {summary['size'] - summary['verified_from']} new events), "
         f"root {summary['root']}"
     )
+    if summary["witnesses"]:
+        out.print(f"witnessed: {summary['witnesses']} trusted witnesses cosigned it")
     if compared < 0:
         err.print("ledger not compared: that needs an admin or auditor token")
     else:

@@ -12,6 +12,7 @@ from flopex.cli import audit as audit_cli
 from flopex.cli import jobs as jobs_cli
 from flopex.cli import market as market_cli
 from flopex.cli import processes
+from flopex.cli import witness as witness_cli
 from flopex.cli.output import emit_json, friendly, out
 from flopex.cli.settings import client, save
 from flopex.domain.units import format_credits, parse_credits
@@ -34,6 +35,7 @@ app.command("server")(processes.server)
 app.command("agent")(processes.agent)
 app.command("demo")(processes.demo)
 app.command("audit")(audit_cli.audit)
+app.command("witness")(witness_cli.witness)
 
 Server = Annotated[str | None, typer.Option("--server", help="exchange URL (FLOPEX_SERVER)")]
 Token = Annotated[str | None, typer.Option("--token", help="API token (FLOPEX_TOKEN)")]

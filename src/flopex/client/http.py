@@ -233,9 +233,18 @@ class Client:
         """The log's origin and checkpoint key."""
         return self._model(p.LogKey, "GET", "/v1/log/key")
 
-    def log_checkpoint(self, *, now: bool = False) -> str:
-        """The newest signed checkpoint note (``now``: admin asks for a fresh one)."""
-        return self._send("POST" if now else "GET", "/v1/log/checkpoint").text
+    def log_checkpoint(self, *, now: bool = False, witnesses: int = 0) -> str:
+        """The newest signed checkpoint note with its cosignatures (``now``: admin asks for a
+        fresh one; ``witnesses``: the newest that many witnesses cosigned)."""
+        if now:
+            return self._send("POST", "/v1/log/checkpoint").text
+        params = {"witnesses": witnesses} if witnesses else None
+        return self._send("GET", "/v1/log/checkpoint", params=params).text
+
+    def post_cosignature(self, size: int, signature_line: str, witness_key: str) -> None:
+        """A witness's cosignature on the checkpoint of ``size``."""
+        body = p.Cosignature(size=size, signature_line=signature_line, witness_key=witness_key)
+        self._send("POST", "/v1/log/cosignatures", json=body.model_dump())
 
     def log_entries(self, start: int, end: int) -> p.LogEntries:
         """A page of events from ``start`` (the server bounds its length)."""

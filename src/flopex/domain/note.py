@@ -44,12 +44,15 @@ def key_id(name: str, alg: int, public_key: bytes) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + bytes([alg]) + public_key).digest()[:4]
 
 
-def verifier_key(name: str, key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
-    """The ``name+hexid+base64(0x01||key)`` form of a public key (as Go's sumdb/note)."""
+def verifier_key(
+    name: str, key: Ed25519PrivateKey | Ed25519PublicKey, alg: int = ALG_ED25519
+) -> str:
+    """The ``name+hexid+base64(type||key)`` form of a public key (as Go's sumdb/note); type 0x01
+    for a note signer, 0x04 for a witness's cosignatures."""
     _check_name(name)
     pub = raw_public_key(key)
-    kid = key_id(name, ALG_ED25519, pub).hex()
-    return f"{name}+{kid}+{base64.b64encode(bytes([ALG_ED25519]) + pub).decode()}"
+    kid = key_id(name, alg, pub).hex()
+    return f"{name}+{kid}+{base64.b64encode(bytes([alg]) + pub).decode()}"
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,9 @@ def parse_verifier_key(vkey: str) -> Verifier:
         expected_id = bytes.fromhex(hex_id)
     except (binascii.Error, ValueError) as exc:
         raise NoteError(f"malformed verifier key: {exc}") from None
-    if len(raw) != 33 or raw[0] != ALG_ED25519 or len(expected_id) != 4:
-        raise NoteError("only Ed25519 verifier keys (type 0x01, 32 bytes) are supported")
-    verifier = Verifier(name, raw[1:])
+    if len(raw) != 33 or raw[0] not in (ALG_ED25519, ALG_COSIGNATURE_V1) or len(expected_id) != 4:
+        raise NoteError("only Ed25519 keys (type 0x01, or 0x04 for a witness) are supported")
+    verifier = Verifier(name, raw[1:], raw[0])
     if verifier.key_id != expected_id:
         raise NoteError("the verifier key's ID does not match its name and key")
     return verifier

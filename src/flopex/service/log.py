@@ -11,9 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from flopex.domain import merkle
-from flopex.domain.note import Checkpoint, sign_note
+from flopex.domain.note import (
+    ALG_COSIGNATURE_V1,
+    Checkpoint,
+    NoteError,
+    parse_verifier_key,
+    sign_note,
+    verify_cosignature,
+)
 from flopex.domain.signing import canonical_json
-from flopex.errors import RequestInvalid
+from flopex.errors import NotFound, RequestInvalid
 from flopex.service.context import Context
 from flopex.service.ports import Tx
 from flopex.service.records import TransferRec
@@ -63,12 +70,24 @@ def integrate(ctx: Context) -> tuple[int, str] | None:
         return size, note
 
 
-def checkpoint(ctx: Context) -> tuple[int, str]:
-    """The newest signed checkpoint (size, note); the first is made on demand."""
+def checkpoint(ctx: Context, witnesses: int = 0) -> tuple[int, str]:
+    """The newest signed checkpoint (size, note) with its cosignatures; with ``witnesses`` > 0
+    the newest that at least that many witnesses cosigned. The first is made on demand."""
+    if witnesses > 0:
+        with ctx.store.read() as tx:
+            size = tx.newest_cosigned(witnesses)
+            note = tx.checkpoint_at(size) if size is not None else None
+            if size is None or note is None:
+                raise NotFound(
+                    f"no checkpoint has {witnesses} cosignatures yet",
+                    code="log.not_cosigned",
+                    hint="run `flopex witness` for this exchange, or ask for fewer witnesses",
+                )
+            return size, note + "".join(tx.cosignatures(size))
     with ctx.store.read() as tx:
         latest = tx.latest_checkpoint()
-    if latest is not None:
-        return latest
+        if latest is not None:
+            return latest[0], latest[1] + "".join(tx.cosignatures(latest[0]))
     made = integrate(ctx)
     if made is not None:
         return made
@@ -76,6 +95,31 @@ def checkpoint(ctx: Context) -> tuple[int, str]:
         again = tx.latest_checkpoint()
     assert again is not None
     return again
+
+
+@retrying
+def add_cosignature(ctx: Context, size: int, line: str, witness_key: str) -> None:
+    """Store a witness's cosignature line on the checkpoint of ``size``, once it verifies with
+    the witness key given (a type 0x04 verifier key); the witness vouches for nothing else."""
+    try:
+        witness = parse_verifier_key(witness_key)
+    except NoteError as exc:
+        raise RequestInvalid(f"witness_key: {exc}", code="log.bad_witness_key") from None
+    if witness.alg != ALG_COSIGNATURE_V1:
+        raise RequestInvalid(
+            "witness_key must be a cosignature key (type 0x04)", code="log.bad_witness_key"
+        )
+    if not line.endswith("\n") or line.count("\n") != 1:
+        raise RequestInvalid("signature_line must be one line ending in a newline")
+    with ctx.store.write() as tx:
+        note = tx.checkpoint_at(size)
+        if note is None:
+            raise NotFound(f"no checkpoint of size {size}", code="log.no_checkpoint")
+        try:
+            verify_cosignature(note + line, witness)
+        except NoteError as exc:
+            raise RequestInvalid(f"cosignature: {exc}", code="log.bad_cosignature") from None
+        tx.put_cosignature(size, witness.name, line, ctx.now_ms())
 
 
 def _signed_size(tx: Tx) -> int:

@@ -287,6 +287,22 @@ class Tx(Protocol):
         """Store a signed checkpoint."""
         ...
 
+    def checkpoint_at(self, size: int) -> str | None:
+        """The signed checkpoint note of one size."""
+        ...
+
+    def put_cosignature(self, size: int, witness: str, line: str, now_ms: int) -> None:
+        """Store (or replace) a witness's cosignature line on the checkpoint of ``size``."""
+        ...
+
+    def cosignatures(self, size: int) -> list[str]:
+        """The cosignature lines on the checkpoint of ``size``, by witness name."""
+        ...
+
+    def newest_cosigned(self, witnesses: int) -> int | None:
+        """The largest checkpoint size with at least ``witnesses`` cosignatures."""
+        ...
+
     def get_idem(self, account_id: str, key: str) -> IdemRec | None:
         """What an Idempotency-Key created before."""
         ...

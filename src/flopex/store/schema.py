@@ -254,3 +254,12 @@ log_checkpoints = Table(  # signed notes, one per integrated size
     Column("note", Text, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
 )
+
+log_cosignatures = Table(  # witnesses' cosignature lines on checkpoints they verified
+    "log_cosignatures",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("witness", String(200), primary_key=True),
+    Column("line", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)

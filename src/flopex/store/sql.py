@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flopex.domain.states import AttemptState, JobState, Reason
@@ -522,6 +522,39 @@ class SqlTx:
         """Store a signed checkpoint."""
         params = {"size": size, "note": note, "created_ms": now_ms}
         self.conn.execute(inserter(t.log_checkpoints), params)
+
+    def checkpoint_at(self, size: int) -> str | None:
+        """The signed checkpoint note of one size."""
+        c = t.log_checkpoints.c
+        row = self.conn.execute(select(c.note).where(c.size == size)).first()
+        return None if row is None else str(row.note)
+
+    def put_cosignature(self, size: int, witness: str, line: str, now_ms: int) -> None:
+        """Store (or replace) a witness's cosignature line."""
+        c = t.log_cosignatures.c
+        self.conn.execute(delete(t.log_cosignatures).where(c.size == size, c.witness == witness))
+        self.conn.execute(
+            inserter(t.log_cosignatures),
+            {"size": size, "witness": witness, "line": line, "created_ms": now_ms},
+        )
+
+    def cosignatures(self, size: int) -> list[str]:
+        """Cosignature lines on one checkpoint, by witness name."""
+        c = t.log_cosignatures.c
+        rows = self.conn.execute(select(c.line).where(c.size == size).order_by(c.witness)).all()
+        return [str(r.line) for r in rows]
+
+    def newest_cosigned(self, witnesses: int) -> int | None:
+        """The largest size with at least ``witnesses`` cosignatures."""
+        c = t.log_cosignatures.c
+        row = self.conn.execute(
+            select(c.size)
+            .group_by(c.size)
+            .having(func.count() >= witnesses)
+            .order_by(c.size.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else int(row.size)
 
     def get_idem(self, account_id: str, key: str) -> IdemRec | None:
         """What an Idempotency-Key created before."""

@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from flopex.domain.note import verifier_key
 from flopex.domain.signing import public_key_b64
-from flopex.protocol import LogEntries, LogKey, LogProof
+from flopex.protocol import Cosignature, LogEntries, LogKey, LogProof
 from flopex.server.deps import Caller, Ctx
 from flopex.service import accounts, log
 from flopex.service.accounts import Role
@@ -19,10 +19,17 @@ NOTE = "text/plain; charset=utf-8"
 
 
 @router.get("/checkpoint", response_class=PlainTextResponse)
-def checkpoint(ctx: Ctx) -> PlainTextResponse:
-    """The newest checkpoint: a C2SP signed note (origin, size, base64 root) by the exchange key."""
-    _, note = log.checkpoint(ctx)
+def checkpoint(ctx: Ctx, witnesses: int = Query(0, ge=0, le=64)) -> PlainTextResponse:
+    """The newest checkpoint: a C2SP signed note (origin, size, base64 root) by the exchange key,
+    with its witnesses' cosignatures; ``witnesses=N``: the newest that N witnesses cosigned."""
+    _, note = log.checkpoint(ctx, witnesses)
     return PlainTextResponse(note, media_type=NOTE)
+
+
+@router.post("/cosignatures", status_code=204)
+def cosign(body: Cosignature, ctx: Ctx, caller: Caller) -> None:
+    """A witness posts its cosignature on a checkpoint it verified (checked before it is kept)."""
+    log.add_cosignature(ctx, body.size, body.signature_line, body.witness_key)
 
 
 @router.post("/checkpoint", response_class=PlainTextResponse)
