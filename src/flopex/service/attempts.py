@@ -89,13 +89,19 @@ def claim(ctx: Context, actor: AccountRec, node_id: str, max_count: int) -> list
 
 def _held(tx: Tx, actor: AccountRec, attempt_id: str, node_id: str | None = None) -> AttemptRec:
     """The attempt if the caller's node ever held it (404 otherwise)."""
+    return _held_with_node(tx, actor, attempt_id, node_id)[0]
+
+
+def _held_with_node(
+    tx: Tx, actor: AccountRec, attempt_id: str, node_id: str | None = None
+) -> tuple[AttemptRec, NodeRec]:
     attempt = tx.get_attempt(attempt_id)
     if attempt is None:
         raise NotFound(f"attempt {attempt_id} not found", code="attempt.not_found")
     node = tx.get_node(attempt.node_id)
     if node is None or node.account_id != actor.id or (node_id and node_id != attempt.node_id):
         raise NotFound(f"attempt {attempt_id} not found", code="attempt.not_found")
-    return attempt
+    return attempt, node
 
 
 def _fence(attempt: AttemptRec, epoch: int) -> None:
@@ -139,10 +145,8 @@ def complete(
     """Verify the node's signed usage report, bill min(server-seen, signed) time and settle."""
     now = ctx.now_ms()
     with ctx.store.write() as tx:
-        attempt = _held(tx, actor, report.attempt_id, report.node_id)
+        attempt, node = _held_with_node(tx, actor, report.attempt_id, report.node_id)
         _fence(attempt, report.lease_epoch)
-        node = tx.get_node(attempt.node_id)
-        assert node is not None
         public_key = load_public_key(node.public_key)
         if public_key is None or not verify(public_key, report.payload(), signature):
             raise RequestInvalid(

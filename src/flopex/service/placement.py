@@ -117,8 +117,9 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
     now = ctx.now_ms()
     attempt_id, contract_id = new_id("att"), new_id("ctr")
     consumer = ledger_account_id(job.account_id, Purpose.AVAILABLE)
+    held = []
     try:
-        tx.ledger.transfer(
+        hold = tx.ledger.transfer(
             f"hold:{attempt_id}",
             consumer,
             ledger_account_id(p.offer.provider_id, Purpose.EARNINGS),
@@ -128,10 +129,11 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
             job_id=job.id,
             memo="escrow: cost",
         )
+        held.append(hold)
         fee_id = None
         if p.hold_fee_ucr > 0:
             fee_id = f"fee:{attempt_id}"
-            tx.ledger.transfer(
+            fee_hold = tx.ledger.transfer(
                 fee_id,
                 consumer,
                 ledger_account_id(PLATFORM, Purpose.FEES),
@@ -141,15 +143,14 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
                 job_id=job.id,
                 memo="escrow: fee",
             )
+            held.append(fee_hold)
     except InsufficientFunds:
         tx.release_capacity(
             p.offer.id, p.option.accelerator_count, p.option.cpus, p.option.memory_bytes
         )
         return False
-    for transfer_id in (f"hold:{attempt_id}", fee_id):
-        held = tx.ledger.get_transfer(transfer_id) if transfer_id else None
-        if held is not None:
-            log.transfer(ctx, tx, held)
+    for rec in held:
+        log.transfer(ctx, tx, rec)
     body = _contract_body(ctx, job, p, contract_id, attempt_id)
     canonical = canonical_json(body)
     tx.insert_contract(

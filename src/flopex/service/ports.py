@@ -52,7 +52,14 @@ class LedgerPort(Protocol):
         """A single-phase or pending transfer, idempotent by id."""
         ...
 
-    def resolve(self, transfer_id: str, post_amount: int | None, *, now_ms: int) -> TransferRec:
+    def resolve(
+        self,
+        transfer_id: str,
+        post_amount: int | None,
+        *,
+        now_ms: int,
+        known: TransferRec | None = None,
+    ) -> TransferRec:
         """Post ``post_amount`` of a pending transfer (the rest released), or void it (None)."""
         ...
 

@@ -33,18 +33,19 @@ def end_attempt(
     # settlements on PostgreSQL do not deadlock.
     tx.release_capacity(attempt.offer_id, attempt.devices, attempt.cpus, attempt.memory_bytes)
     cost = fee = 0
+    hold = tx.ledger.get_transfer(attempt.hold_cost_id)
+    assert hold is not None
     if reason in CONSUMER_PAYS and billed_ms > 0:
-        cost = money.cost_ucr(billed_ms, attempt.hourly_ucr)
-        hold = tx.ledger.get_transfer(attempt.hold_cost_id)
-        assert hold is not None
-        cost = min(cost, hold.amount)
+        cost = min(money.cost_ucr(billed_ms, attempt.hourly_ucr), hold.amount)
         fee = money.fee_ucr(cost, ctx.rules.fee_bps)
-    log.transfer(ctx, tx, tx.ledger.resolve(attempt.hold_cost_id, cost or None, now_ms=now))
+    resolved = tx.ledger.resolve(attempt.hold_cost_id, cost or None, now_ms=now, known=hold)
+    log.transfer(ctx, tx, resolved)
     if attempt.hold_fee_id is not None:
         fee_hold = tx.ledger.get_transfer(attempt.hold_fee_id)
         assert fee_hold is not None
         fee = min(fee, fee_hold.amount)
-        log.transfer(ctx, tx, tx.ledger.resolve(attempt.hold_fee_id, fee or None, now_ms=now))
+        resolved = tx.ledger.resolve(attempt.hold_fee_id, fee or None, now_ms=now, known=fee_hold)
+        log.transfer(ctx, tx, resolved)
     else:
         fee = 0
     tx.update_attempt_money(attempt.id, billed_ms=billed_ms, cost_ucr=cost, fee_ucr=fee)

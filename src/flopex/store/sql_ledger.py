@@ -140,9 +140,20 @@ class SqlLedger:
         self.conn.execute(inserter(transfers), values)
         return TransferRec(**values)  # type: ignore[arg-type]
 
-    def resolve(self, transfer_id: str, post_amount: int | None, *, now_ms: int) -> TransferRec:
-        """Post ``post_amount`` of a pending transfer (the rest released), or void it (None)."""
-        existing = self.get_transfer(transfer_id)
+    def resolve(
+        self,
+        transfer_id: str,
+        post_amount: int | None,
+        *,
+        now_ms: int,
+        known: TransferRec | None = None,
+    ) -> TransferRec:
+        """Post ``post_amount`` of a pending transfer (the rest released), or void it (None).
+
+        ``known``: the transfer as the caller just read it in this transaction (saves a read);
+        the conditional UPDATE below still refuses it if it is no longer pending."""
+        existing = known if known is not None and known.id == transfer_id else None
+        existing = existing or self.get_transfer(transfer_id)
         if existing is None:
             raise NotFound(
                 f"transfer {transfer_id} does not exist", code="ledger.transfer_not_found"
