@@ -32,6 +32,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/exchange_throughput.py
+	$(BIN)/python benchmarks/log_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
