@@ -57,6 +57,8 @@ class Context:
     rules: Rules = field(default_factory=Rules)
     clock: Clock = field(default_factory=SystemClock)
     tokens: TokenCache = field(default_factory=TokenCache)
+    # hashes of complete log subtrees (immutable once integrated), shared by proof reads
+    log_nodes: dict[tuple[int, int], bytes] = field(default_factory=dict)
     on_work: Callable[[set[str]], None] = lambda node_ids: None
 
     def now_ms(self) -> int:

@@ -29,6 +29,7 @@ from flopex.service.retry import retrying
 EVENT_VERSION = 1
 MAX_INTEGRATE = 50_000  # events hashed per round (the next round takes the rest)
 MAX_ENTRIES_PAGE = 1_000
+NODE_CACHE_MAX = 200_000  # complete-subtree hashes kept in memory (about 30 MB at most)
 
 
 def record(ctx: Context, tx: Tx, kind: str, **facts: Any) -> int:
@@ -39,9 +40,16 @@ def record(ctx: Context, tx: Tx, kind: str, **facts: Any) -> int:
 
 
 def _reader(tx: Tx, cache: dict[tuple[int, int], bytes]) -> merkle.NodeReader:
+    """Stored nodes, through ``cache``: a complete subtree's hash never changes once written."""
+
     def read(level: int, index: int) -> bytes:
         hit = cache.get((level, index))
-        return hit if hit is not None else tx.log_node(level, index)
+        if hit is None:
+            hit = tx.log_node(level, index)
+            if len(cache) >= NODE_CACHE_MAX:
+                cache.clear()
+            cache[(level, index)] = hit
+        return hit
 
     return read
 
@@ -150,7 +158,7 @@ def inclusion_proof(ctx: Context, index: int, size: int) -> list[bytes]:
         signed = _signed_size(tx)
         if not 0 <= index < size <= signed:
             raise _out_of_range(f"index {index} in size {size}", signed)
-        return merkle.inclusion_proof(_reader(tx, {}), index, size)
+        return merkle.inclusion_proof(_reader(tx, ctx.log_nodes), index, size)
 
 
 def consistency_proof(ctx: Context, old: int, new: int) -> list[bytes]:
@@ -159,7 +167,7 @@ def consistency_proof(ctx: Context, old: int, new: int) -> list[bytes]:
         signed = _signed_size(tx)
         if not 0 <= old <= new <= signed:
             raise _out_of_range(f"sizes {old}..{new}", signed)
-        return merkle.consistency_proof(_reader(tx, {}), old, new)
+        return merkle.consistency_proof(_reader(tx, ctx.log_nodes), old, new)
 
 
 def transfer(ctx: Context, tx: Tx, rec: TransferRec) -> int:
