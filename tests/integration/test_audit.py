@@ -141,3 +141,17 @@ def test_witnesses_cosign_and_the_audit_can_require_them(server: ServerProc) -> 
         "--min-witnesses", "2", token=server.admin_token, server=server, cwd=server.root,
     )  # fmt: skip
     assert_clean_error(short, "log.not_cosigned")
+
+
+def test_a_deleted_event_is_caught(server: ServerProc) -> None:
+    _run_jobs(server)
+    state = server.root / "audit.json"
+    with sqlite3.connect(_db(server)) as db:  # drop one event and close the gap
+        gone = db.execute(
+            "SELECT min(idx) FROM log_entries WHERE data LIKE '%attempt.started%'"
+        ).fetchone()[0]
+        db.execute("DELETE FROM log_entries WHERE idx = ?", (gone,))
+        db.execute("UPDATE log_entries SET idx = idx - 1 WHERE idx > ?", (gone,))
+    res = _audit(server, state)
+    assert_clean_error(res, "audit.failed")
+    assert "do not hash to the signed root" in res.stderr or "no event at index" in res.stderr
