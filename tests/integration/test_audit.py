@@ -62,10 +62,18 @@ def test_an_honest_exchange_passes_and_the_audit_resumes(server: ServerProc) -> 
     first = _audit(server, state)
     assert first.returncode == 0, first.stderr
     assert "audit OK" in first.stdout and "accounts match" in first.stdout
-    _run_jobs(server, consumer="bob")
+    bob = _run_jobs(server, consumer="bob")
     again = _audit(server, state)
     assert again.returncode == 0, again.stderr
     assert "new events" in again.stdout
+    # a consumer audits too: its own jobs are compared with the replayed log
+    mine = flopex(
+        "audit", "--state", str(server.root / "bob.json"),
+        token=bob.token, server=server, cwd=server.root,
+    )  # fmt: skip
+    assert mine.returncode == 0, mine.stderr
+    assert "your 2 jobs match" in mine.stdout
+    assert "ledger not compared" in mine.stderr
 
 
 def test_an_amount_edited_in_the_database_is_caught(server: ServerProc) -> None:
@@ -141,6 +149,18 @@ def test_witnesses_cosign_and_the_audit_can_require_them(server: ServerProc) -> 
         "--min-witnesses", "2", token=server.admin_token, server=server, cwd=server.root,
     )  # fmt: skip
     assert_clean_error(short, "log.not_cosigned")
+
+
+def test_a_job_state_edited_in_the_database_is_caught(server: ServerProc) -> None:
+    alice = _run_jobs(server)
+    with sqlite3.connect(_db(server)) as db:
+        db.execute("UPDATE jobs SET state = 'failed' WHERE id = (SELECT min(id) FROM jobs)")
+    res = flopex(
+        "audit", "--state", str(server.root / "alice.json"),
+        token=alice.token, server=server, cwd=server.root,
+    )  # fmt: skip
+    assert_clean_error(res, "audit.failed")
+    assert "the server reports failed, the log's events give succeeded" in res.stderr
 
 
 def test_a_deleted_event_is_caught(server: ServerProc) -> None:

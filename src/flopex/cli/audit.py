@@ -33,7 +33,7 @@ from flopex.domain.note import (
     verify_note,
 )
 from flopex.domain.replay import OpenTransfer, Replay, ReplayError, Totals
-from flopex.errors import FlopexError, Forbidden
+from flopex.errors import FlopexError, Forbidden, Unauthorized
 
 PAGE = 1000
 
@@ -113,27 +113,48 @@ def _tail(c: Client, start: int) -> list[str]:
             return out
 
 
-def _compare_ledger(c: Client, r: Replay, size: int) -> int:
-    """Compare every ledger account with the replay; the number compared (-1: not allowed).
+def _own_jobs(c: Client) -> list[Any]:
+    jobs: list[Any] = []
+    cursor = None
+    while True:
+        page = c.jobs(limit=500, cursor=cursor)
+        jobs += page.jobs
+        cursor = page.next_cursor
+        if not cursor:
+            return jobs
+
+
+def _compare_with_api(c: Client, r: Replay, size: int) -> tuple[int, int]:
+    """Compare the ledger (admin or auditor; -1 when not allowed) and the caller's own jobs with
+    the replay: (ledger accounts compared, jobs compared).
 
     The exchange keeps running while we read, so the comparison is made at a moment when the
-    log did not grow around the ledger read; events past the checkpoint are replayed on a copy
+    log did not grow around the reads; events past the checkpoint are replayed on a copy
     (their integrity is checked by the next audit, against the next checkpoint).
     """
     for _ in range(5):
         before = _tail(c, size)
         try:
-            ledger = c.ledger()
-        except Forbidden:
-            return -1
+            ledger: list[Any] | None = c.ledger().accounts
+        except (Forbidden, Unauthorized):
+            ledger = None
+        jobs = _own_jobs(c) if c.token else []
         if _tail(c, size) != before:
             continue
         view = copy.deepcopy(r)
         for offset, data in enumerate(before):
             view.apply(size + offset, json.loads(data))
-        _match(ledger.accounts, view)
-        return len(ledger.accounts)
-    raise AuditFailed("the log kept growing while the ledger was read; audit again")
+        if ledger is not None:
+            _match(ledger, view)
+        for job in jobs:
+            replayed = view.jobs.get(job.id)
+            if replayed != job.state:
+                raise AuditFailed(
+                    f"job {job.id}: the server reports {job.state}, the log's events give "
+                    f"{replayed or 'no such job'}"
+                )
+        return (len(ledger) if ledger is not None else -1), len(jobs)
+    raise AuditFailed("the log kept growing while the exchange was read; audit again")
 
 
 def _match(rows: list[Any], r: Replay) -> None:
@@ -230,7 +251,7 @@ def run_audit(
         replay.check_invariants()
     except ReplayError as exc:
         raise AuditFailed(str(exc)) from None
-    compared = _compare_ledger(c, replay, cp.size)
+    compared, jobs_compared = _compare_with_api(c, replay, cp.size)
     _save(
         state_path,
         {
@@ -249,6 +270,7 @@ def run_audit(
         "ledger_accounts_compared": compared,
         "witnesses": witnessed,
         "jobs": len(replay.jobs),
+        "own_jobs_compared": jobs_compared,
         "state": str(state_path),
     }
 
@@ -283,6 +305,8 @@ def audit(
     )
     if summary["witnesses"]:
         out.print(f"witnessed: {summary['witnesses']} trusted witnesses cosigned it")
+    if summary["own_jobs_compared"]:
+        out.print(f"jobs: your {summary['own_jobs_compared']} jobs match the replayed events")
     if compared < 0:
         err.print("ledger not compared: that needs an admin or auditor token")
     else:

@@ -29,6 +29,7 @@ class Client:
 
     def __init__(self, server: str, token: str | None, *, timeout_s: float = 30.0) -> None:
         self.server = server.rstrip("/")
+        self.token = token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout_s)
 
