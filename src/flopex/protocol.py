@@ -121,6 +121,7 @@ class Node(Model):
     created_at: str
     last_seen_at: str
     draining: bool
+    log_index: int | None = Field(None, description="the log event that created it")
 
 
 class OfferCreate(Model):
@@ -152,6 +153,7 @@ class Offer(Model):
     memory_free_bytes: int
     node_online: bool
     created_at: str
+    log_index: int | None = Field(None, description="the log event that created it")
 
 
 class OfferList(Model):
@@ -222,6 +224,7 @@ class Job(Model):
     created_at: str
     updated_at: str
     settled_at: str | None
+    log_index: int | None = Field(None, description="the log event that created it")
 
 
 class JobPage(Model):
@@ -342,6 +345,7 @@ class Contract(Model):
     signature: str
     exchange_public_key: str
     created_at: str
+    log_index: int | None = Field(None, description="the log event that created it")
 
 
 class BlobStored(Model):

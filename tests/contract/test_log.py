@@ -85,3 +85,27 @@ def test_proofs_verify_against_signed_checkpoints(ctx: Context, clock: FakeClock
         path = event_log.inclusion_proof(ctx, index, new_size)
         leaf = merkle.leaf_hash(data[index].encode())
         assert merkle.verify_inclusion(leaf, index, new_size, path, new_root)
+
+
+def test_objects_carry_the_index_of_the_event_that_created_them(
+    ctx: Context, clock: FakeClock
+) -> None:
+    job_id = _lifecycle(ctx, clock)
+    events = _events(ctx)
+    with ctx.store.read() as tx:
+        job = tx.get_job(job_id)
+        assert job is not None
+        [attempt] = tx.attempts_of(job_id)
+        contract = tx.get_contract(attempt.contract_id)
+        node = tx.get_node(attempt.node_id)
+        offer = tx.get_offer(attempt.offer_id)
+    assert contract is not None and node is not None and offer is not None
+    for rec, kind, key in (
+        (job, "job.submitted", "job"),
+        (contract, "contract.signed", "contract"),
+        (node, "node.registered", "node"),
+        (offer, "offer.created", "offer"),
+    ):
+        assert rec.log_index is not None, kind
+        event = events[rec.log_index]
+        assert (event["kind"], event[key]) == (kind, rec.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -291,6 +292,8 @@ def test_the_log_over_http_verifies_end_to_end(server: ServerProc) -> None:
     note = server.admin.log_checkpoint(now=True)
     cp = parse_checkpoint(verify_note(note, verifier))
     assert cp.origin == key.origin and cp.size > 0
+    created = alice.job(job.id).log_index  # the API points at the event that created the job
+    assert created is not None and created < cp.size
     entries: list[str] = []
     while len(entries) < cp.size:
         entries += anyone.log_entries(len(entries), cp.size).entries
@@ -303,6 +306,11 @@ def test_the_log_over_http_verifies_end_to_end(server: ServerProc) -> None:
     assert merkle.verify_inclusion(
         merkle.leaf_hash(entries[last].encode()), last, cp.size, path, cp.root
     )
+    event = json.loads(entries[created])
+    assert (event["kind"], event["job"]) == ("job.submitted", job.id)
+    path = anyone.log_inclusion(created, cp.size)
+    leaf = merkle.leaf_hash(entries[created].encode())
+    assert merkle.verify_inclusion(leaf, created, cp.size, path, cp.root)
     half = cp.size // 2
     proof = anyone.log_consistency(half, cp.size)
     assert merkle.verify_consistency(half, cp.size, proof, tree.root(half), cp.root)

@@ -78,6 +78,7 @@ def node(rec: NodeRec) -> Node:
         created_at=rfc3339(rec.created_ms),
         last_seen_at=rfc3339(rec.last_seen_ms),
         draining=rec.draining,
+        log_index=rec.log_index,
     )
 
 
@@ -100,6 +101,7 @@ def offer(rec: OfferRec, online: bool) -> Offer:
         memory_free_bytes=rec.memory_bytes - rec.used_memory_bytes,
         node_online=online,
         created_at=rfc3339(rec.created_ms),
+        log_index=rec.log_index,
     )
 
 
@@ -150,6 +152,7 @@ def job(view: JobView, now_ms: int) -> Job:
         created_at=rfc3339(j.created_ms),
         updated_at=rfc3339(j.updated_ms),
         settled_at=_t(j.settled_ms),
+        log_index=j.log_index,
     )
 
 

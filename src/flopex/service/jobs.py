@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,8 +118,9 @@ def submit_view(
             updated_ms=now,
             settled_ms=None,
         )
+        idx = log.record(ctx, tx, "job.submitted", job=job.id, account=actor.id, job_kind=job.kind)
+        job = replace(job, log_index=idx)
         tx.insert_job(job)
-        log.record(ctx, tx, "job.submitted", job=job.id, account=actor.id, job_kind=job.kind)
         idempotent(tx, actor.id, idem_key, "job", request, job.id)
         views = [v for v in offer_views(ctx, tx, tx.offers()) if v.node_alive]
         node_id = try_match(ctx, tx, job, views, spec=spec)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flopex.domain.devices import parse_accelerator
@@ -69,8 +69,19 @@ def register_node(
             assert node is not None
             log.record(ctx, tx, "node.updated", node=node.id, region=region, simulated=simulated)
             return node
+        node_id = new_id("node")
+        idx = log.record(
+            ctx,
+            tx,
+            "node.registered",
+            node=node_id,
+            account=actor.id,
+            public_key=public_key,
+            region=region,
+            simulated=simulated,
+        )
         node = NodeRec(
-            id=new_id("node"),
+            id=node_id,
             account_id=actor.id,
             public_key=public_key,
             hardware=json.dumps(hardware),
@@ -79,18 +90,9 @@ def register_node(
             created_ms=now,
             last_seen_ms=now,
             draining=False,
+            log_index=idx,
         )
         tx.insert_node(node)
-        log.record(
-            ctx,
-            tx,
-            "node.registered",
-            node=node.id,
-            account=actor.id,
-            public_key=public_key,
-            region=region,
-            simulated=simulated,
-        )
         return node
 
 
@@ -161,8 +163,7 @@ def create_offer(ctx: Context, actor: AccountRec, offer: OfferInput) -> OfferRec
         created_ms=ctx.now_ms(),
     )
     with ctx.store.write() as tx:
-        tx.insert_offer(rec)
-        log.record(
+        idx = log.record(
             ctx,
             tx,
             "offer.created",
@@ -178,6 +179,8 @@ def create_offer(ctx: Context, actor: AccountRec, offer: OfferInput) -> OfferRec
             interruptible=rec.interruptible,
             simulated=rec.simulated,
         )
+        rec = replace(rec, log_index=idx)
+        tx.insert_offer(rec)
         woken = match_queued(ctx, tx)
     ctx.on_work(woken)
     return rec

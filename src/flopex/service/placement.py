@@ -153,6 +153,21 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
         log.transfer(ctx, tx, rec)
     body = _contract_body(ctx, job, p, contract_id, attempt_id)
     canonical = canonical_json(body)
+    contract_idx = log.record(
+        ctx,
+        tx,
+        "contract.signed",
+        contract=contract_id,
+        job=job.id,
+        attempt=attempt_id,
+        offer=p.offer.id,
+        node=p.offer.node_id,
+        consumer=job.account_id,
+        provider=p.offer.provider_id,
+        hourly_ucr=p.hourly_ucr,
+        time_limit_s=p.time_limit_s,
+        contract_sha256=sha256_hex(canonical),
+    )
     tx.insert_contract(
         ContractRec(
             id=contract_id,
@@ -164,6 +179,7 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
             body_sha256=sha256_hex(canonical),
             signature=sign_bytes(ctx.key, canonical),
             created_ms=now,
+            log_index=contract_idx,
         )
     )
     tx.insert_attempt(
@@ -196,21 +212,6 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
             usage=None,
             usage_signature=None,
         )
-    )
-    log.record(
-        ctx,
-        tx,
-        "contract.signed",
-        contract=contract_id,
-        job=job.id,
-        attempt=attempt_id,
-        offer=p.offer.id,
-        node=p.offer.node_id,
-        consumer=job.account_id,
-        provider=p.offer.provider_id,
-        hourly_ucr=p.hourly_ucr,
-        time_limit_s=p.time_limit_s,
-        contract_sha256=sha256_hex(canonical),
     )
     tx.update_job(
         job.id, {JobState.QUEUED}, state=JobState.MATCHED, attempts=job.attempts + 1, updated_ms=now

@@ -26,6 +26,7 @@ class NodeRec:
     created_ms: int
     last_seen_ms: int
     draining: bool
+    log_index: int | None = None  # the log event that created it
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class OfferRec:
     used_cpus: int
     used_memory_bytes: int
     created_ms: int
+    log_index: int | None = None  # the log event that created it
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class JobRec:
     created_ms: int
     updated_ms: int
     settled_ms: int | None
+    log_index: int | None = None  # the log event that created it
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class ContractRec:
     body_sha256: str
     signature: str
     created_ms: int
+    log_index: int | None = None  # the log event that created it
 
 
 @dataclass(frozen=True)

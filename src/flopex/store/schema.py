@@ -84,6 +84,7 @@ nodes = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("last_seen_ms", BigInteger, nullable=False),
     Column("draining", Boolean, nullable=False, default=False),
+    Column("log_index", BigInteger),
 )
 
 offers = Table(
@@ -106,6 +107,7 @@ offers = Table(
     Column("used_memory_bytes", BigInteger, nullable=False, default=0),
     Column("created_ms", BigInteger, nullable=False),
     Index("ix_offers_active", "active"),
+    Column("log_index", BigInteger),
 )
 
 jobs = Table(
@@ -130,6 +132,7 @@ jobs = Table(
     Column("settled_ms", BigInteger),
     Index("ix_jobs_account", "account_id", "id"),
     Index("ix_jobs_state", "state", "id"),
+    Column("log_index", BigInteger),
 )
 
 attempts = Table(
@@ -178,6 +181,7 @@ contracts = Table(
     Column("body_sha256", String(64), nullable=False),
     Column("signature", String(120), nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+    Column("log_index", BigInteger),
 )
 
 job_logs = Table(

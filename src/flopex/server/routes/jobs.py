@@ -167,4 +167,5 @@ def contract(contract_id: str, ctx: Ctx, caller: Caller) -> Contract:
         signature=rec.signature,
         exchange_public_key=public_key_b64(ctx.key),
         created_at=rfc3339(rec.created_ms),
+        log_index=rec.log_index,
     )
