@@ -21,7 +21,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import secrets
 import statistics
 import sys
 import tempfile
@@ -35,8 +34,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import create_engine, text
 from tests.integration.procs import ServerProc
+from tests.pgschema import pg_schema
 
 from flopex import protocol as p
 from flopex.client.http import Client
@@ -45,9 +44,6 @@ from flopex.domain.usage import Outcome, UsageReport
 from flopex.errors import AttemptFenced
 
 RESULTS = Path(__file__).parent / "results"
-PG_URL = os.environ.get(
-    "FLOPEX_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 TIMEOUT_S = 120
 SPEC = {"name": "bench", "resources": {"cpus": 1}, "run": "true"}
 
@@ -208,23 +204,6 @@ def _latencies(client: Client) -> list[float]:
         cursor = page.next_cursor
 
 
-def _pg_schema() -> tuple[str, str]:
-    schema = f"flopex_bench_{secrets.token_hex(4)}"
-    engine = create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    sep = "&" if "?" in PG_URL else "?"
-    return schema, f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-
-
-def _drop(schema: str) -> None:
-    engine = create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=1000)
@@ -241,13 +220,10 @@ def main() -> None:
                     run_one("sqlite", None, args.jobs, args.consumers, args.agents, workers)
                 )
             else:
-                schema, url = _pg_schema()
-                try:
+                with pg_schema("flopex_bench") as url:
                     results.append(
                         run_one("postgres", url, args.jobs, args.consumers, args.agents, workers)
                     )
-                finally:
-                    _drop(schema)
             print(json.dumps(results[-1]), flush=True)
     RESULTS.mkdir(exist_ok=True)
     doc = {

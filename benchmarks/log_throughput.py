@@ -36,8 +36,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 from tests.conftest import FakeClock, make_context
+from tests.pgschema import pg_schema
 
 from flopex.domain import merkle
 from flopex.domain.replay import Replay
@@ -46,9 +47,6 @@ from flopex.service import log as event_log
 from flopex.service.context import Context
 
 RESULTS = Path(__file__).parent / "results"
-PG_URL = os.environ.get(
-    "FLOPEX_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 
 def _event(i: int) -> dict[str, Any]:
@@ -153,20 +151,6 @@ def run(name: str, url: str, events: int, batch: int) -> dict[str, Any]:
     }
 
 
-def _pg_schema() -> tuple[str, str] | None:
-    schema = f"flopex_logbench_{os.getpid()}"
-    try:
-        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        engine.dispose()
-    except Exception as exc:  # PostgreSQL is optional for this benchmark
-        print(f"postgres skipped: {exc}", file=sys.stderr)
-        return None
-    sep = "&" if "?" in PG_URL else "?"
-    return schema, f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20_000)
@@ -175,17 +159,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="flopex-logbench-"))
     results = [run("sqlite", f"sqlite:///{tmp / 'log.db'}", args.events, args.batch)]
     print(json.dumps(results[-1]), flush=True)
-    pg = _pg_schema()
-    if pg is not None:
-        schema, url = pg
-        try:
+    try:
+        with pg_schema("flopex_logbench") as url:
             results.append(run("postgres", url, args.events, args.batch))
             print(json.dumps(results[-1]), flush=True)
-        finally:
-            engine = create_engine(PG_URL)
-            with engine.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            engine.dispose()
+    except OperationalError as exc:  # PostgreSQL is optional for this benchmark
+        print(f"postgres skipped: {exc.orig}", file=sys.stderr)
     RESULTS.mkdir(exist_ok=True)
     doc = {
         "benchmark": "log_throughput",

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ from flopex.store.blobs import FileBlobStore
 from flopex.store.engine import Database, make_engine
 from flopex.store.migrate import upgrade
 from flopex.store.sql import SqlStore
+from tests.pgschema import pg_base_url, pg_schema
 
-PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ADMIN_TOKEN = "fpx_admin_test_token"
 
 
@@ -37,32 +36,18 @@ class FakeClock:
         self.ms += int(seconds * 1000)
 
 
-def _pg_base_url() -> str:
-    return os.environ.get("FLOPEX_TEST_DATABASE_URL", PG_DEFAULT)
-
-
 @contextmanager
 def _new_pg_schema(prefix: str) -> Iterator[str]:
-    """A URL whose search_path is a fresh schema, dropped afterwards; fail or skip if PG is down."""
-    base = _pg_base_url()
-    schema = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(base, connect_args={"connect_timeout": 3})
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        reason = f"PostgreSQL unreachable at {base}: {exc.orig}"
-        if os.environ.get("FLOPEX_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    """A fresh schema (tests/pgschema.py); fail, or skip with the reason, if PG is unreachable."""
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(pg_schema(prefix))
+        except OperationalError as exc:
+            reason = f"PostgreSQL unreachable at {pg_base_url()}: {exc.orig}"
+            if os.environ.get("FLOPEX_REQUIRE_POSTGRES") == "1":
+                pytest.fail(reason)
+            pytest.skip(reason)
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -54,9 +54,19 @@ def _reader(tx: Tx, cache: dict[tuple[int, int], bytes]) -> merkle.NodeReader:
     return read
 
 
-@retrying
 def integrate(ctx: Context) -> tuple[int, str] | None:
-    """Hash the events not yet in the tree and sign a checkpoint; None when nothing is new."""
+    """Hash the events not yet in the tree and sign a checkpoint; None when nothing is new.
+
+    Looks first without the write lock: the server calls this every second, mostly idle."""
+    with ctx.store.read() as tx:
+        latest = tx.latest_checkpoint()
+        if latest is not None and tx.log_size() == latest[0]:
+            return None
+    return _integrate(ctx)
+
+
+@retrying
+def _integrate(ctx: Context) -> tuple[int, str] | None:
     with ctx.store.write() as tx:
         latest = tx.latest_checkpoint()
         done = latest[0] if latest is not None else 0
