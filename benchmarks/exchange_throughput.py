@@ -85,7 +85,7 @@ def _agent(url: str, token: str, stop_at: float, threads: int, done: Any) -> Non
                 held.update({a.attempt_id: a.lease_epoch for a in reply.assignments})
             for a in reply.assignments:
                 r = UsageReport(a.attempt_id, a.lease_epoch, node.id, 5, 0, Outcome.COMPLETED, ())
-                wire = {k: v for k, v in r.payload().items() if k != "type"}
+                wire = r.wire()
                 try:
                     client.complete(
                         a.attempt_id,

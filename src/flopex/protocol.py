@@ -46,6 +46,7 @@ class Account(Model):
     name: str
     roles: list[str]
     created_at: str
+    log_index: int | None = Field(None, description="the log event that created it")
 
 
 class AccountCreated(Model):
@@ -97,6 +98,10 @@ class Transfer(Model):
     job_id: str | None
     memo: str
     created_at: str
+    log_index: int | None = Field(None, description="the log event that created it")
+    resolved_log_index: int | None = Field(
+        None, description="the log event that posted or voided it"
+    )
 
 
 class TransferPage(Model):
@@ -322,6 +327,10 @@ class UsageReport(Model):
     exit_code: int
     outcome: Outcome
     outputs: list[UsageOutput] = Field(default_factory=list, max_length=10_000)
+    outputs_salt: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="hex salt of the outputs commitment the signed payload carries",
+    )
 
 
 class Complete(Model):
@@ -366,6 +375,21 @@ class LogEntries(Model):
 
     start: int
     entries: list[str]
+
+
+class LogOpening(Model):
+    """The salts and contents behind one event's commitments."""
+
+    index: int
+    fields: dict[str, dict[str, str]] = Field(description='{field: {"salt", "content"}}')
+
+
+class LogOpenings(Model):
+    """The caller's openings among events ``start ..`` (all of them for an auditor)."""
+
+    start: int
+    end: int
+    openings: list[LogOpening]
 
 
 class LogProof(Model):

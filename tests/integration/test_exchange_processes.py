@@ -226,7 +226,7 @@ def test_late_agent_completing_an_expired_lease_gets_409(server: ServerProc) -> 
     [a] = prov.claim(node.id, 1, 2).assignments
     wait_for(lambda: alice.job(job.id).attempts[0].reason == "provider_lost", 15)
     report = UsageReport(a.attempt_id, a.lease_epoch, node.id, 1000, 0, Outcome.COMPLETED, ())
-    wire = {k: v for k, v in report.payload().items() if k != "type"}
+    wire = report.wire()
     with pytest.raises(AttemptFenced) as info:
         prov.complete(
             a.attempt_id,

@@ -42,7 +42,7 @@ def test_a_partial_post_moves_what_was_used_and_releases_the_rest() -> None:
         ([_t("pending", "h", 5, 0), _t("posted", "h", 7, 5)], 1, "changed"),
         ([_t("pending", "h", 5, 0), _t("voided", "h", 5, 0), _t("posted", "h", 5, 5)], 2, "twice"),
         ([_t("voided", "h", 5, 0)], 0, "without being pending"),
-        ([{"kind": "attempt.started", "job": "j"}], 0, "cannot move"),
+        ([{"kind": "attempt.started", "job": "j", "attempt": "a"}], 0, "no open contract"),
         (
             [{"kind": "job.submitted", "job": "j"}, {"kind": "job.submitted", "job": "j"}],
             1,

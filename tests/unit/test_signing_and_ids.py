@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flopex.domain.ids import has_prefix, new_id
 from flopex.domain.signing import canonical_json, load_public_key, public_key_b64, sign, verify
@@ -37,3 +41,41 @@ def test_ids_are_prefixed_unique_and_time_sortable() -> None:
     assert has_prefix(a, "job")
     assert a < b
     assert len({new_id("job") for _ in range(1000)}) == 1000
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(_json)
+def test_canonical_json_is_byte_for_byte_rfc_8785(value: object) -> None:
+    """The fast path writes what the reference JCS encoder writes (non-ASCII keys, control
+    characters and surrogates included: those fall back to the reference)."""
+    try:
+        reference = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(rfc8785.CanonicalizationError):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == reference
+
+
+def test_floats_and_huge_integers_take_the_reference_encoder() -> None:
+    assert canonical_json({"x": 1.5, "n": 10**16 // 10**10}) == rfc8785.dumps(
+        {"x": 1.5, "n": 10**6}
+    )
+    with pytest.raises(rfc8785.CanonicalizationError):
+        canonical_json({"n": 2**60})
+
+
+def test_a_lone_surrogate_is_refused_as_the_reference_refuses_it() -> None:
+    with pytest.raises(rfc8785.CanonicalizationError):
+        canonical_json("\ud800")

@@ -235,10 +235,9 @@ class Agent:
             outcome=UsageOutcome(result.outcome.value),
             outputs=tuple(outputs),
         )
-        payload = report.payload()
-        wire = {k: v for k, v in payload.items() if k != "type"}
         body = p.Complete(
-            report=p.UsageReport.model_validate(wire), signature=sign(self.key, payload)
+            report=p.UsageReport.model_validate(report.wire()),
+            signature=sign(self.key, report.payload()),
         )
         done = _until_reachable(lambda: self.client.complete(a.attempt_id, body))
         log.info("attempt %s ended: %s", a.attempt_id, done.attempt.reason)

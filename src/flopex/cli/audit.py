@@ -11,16 +11,16 @@ account's totals with what the server reports. It resumes from the size it verif
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import platformdirs
 import typer
 
+from flopex.cli.audit_compare import AuditFailed, Compared, check_openings, compare
+from flopex.cli.audit_replay import replay_events
 from flopex.cli.output import emit_json, err, friendly, out
 from flopex.cli.settings import client
 from flopex.client.http import Client
@@ -32,15 +32,9 @@ from flopex.domain.note import (
     verify_cosignature,
     verify_note,
 )
-from flopex.domain.replay import OpenTransfer, Replay, ReplayError, Totals
-from flopex.errors import FlopexError, Forbidden, Unauthorized
+from flopex.domain.replay import Replay, ReplayError
 
 PAGE = 1000
-
-
-class AuditFailed(FlopexError):
-    code = "audit.failed"
-    default_hint = "the exchange's history does not verify: keep this output as evidence"
 
 
 def _state_path(server: str) -> Path:
@@ -85,95 +79,6 @@ def _tree_from(state: dict[str, Any]) -> merkle.MemoryTree:
     return tree
 
 
-def _replay_from(state: dict[str, Any]) -> Replay:
-    r = Replay()
-    saved = state.get("replay", {})
-    r.balances = {k: Totals(**v) for k, v in saved.get("balances", {}).items()}
-    r.transfers = {k: OpenTransfer(**v) for k, v in saved.get("pending", {}).items()}
-    r.jobs = dict(saved.get("jobs", {}))
-    r.events = int(state.get("size", 0))
-    return r
-
-
-def _replay_state(r: Replay) -> dict[str, Any]:
-    return {
-        "balances": {k: asdict(v) for k, v in r.balances.items()},
-        "pending": {k: asdict(v) for k, v in r.transfers.items() if v.state == "pending"},
-        "jobs": r.jobs,
-    }
-
-
-def _tail(c: Client, start: int) -> list[str]:
-    """Events after ``start`` that no checkpoint covers yet."""
-    out: list[str] = []
-    while True:
-        page = c.log_entries(start + len(out), start + len(out) + PAGE).entries
-        out += page
-        if len(page) < PAGE:
-            return out
-
-
-def _own_jobs(c: Client) -> list[Any]:
-    jobs: list[Any] = []
-    cursor = None
-    while True:
-        page = c.jobs(limit=500, cursor=cursor)
-        jobs += page.jobs
-        cursor = page.next_cursor
-        if not cursor:
-            return jobs
-
-
-def _compare_with_api(c: Client, r: Replay, size: int) -> tuple[int, int]:
-    """Compare the ledger (admin or auditor; -1 when not allowed) and the caller's own jobs with
-    the replay: (ledger accounts compared, jobs compared).
-
-    The exchange keeps running while we read, so the comparison is made at a moment when the
-    log did not grow around the reads; events past the checkpoint are replayed on a copy
-    (their integrity is checked by the next audit, against the next checkpoint).
-    """
-    for _ in range(5):
-        before = _tail(c, size)
-        try:
-            ledger: list[Any] | None = c.ledger().accounts
-        except (Forbidden, Unauthorized):
-            ledger = None
-        jobs = _own_jobs(c) if c.token else []
-        if _tail(c, size) != before:
-            continue
-        view = copy.deepcopy(r)
-        for offset, data in enumerate(before):
-            view.apply(size + offset, json.loads(data))
-        if ledger is not None:
-            _match(ledger, view)
-        for job in jobs:
-            replayed = view.jobs.get(job.id)
-            if replayed != job.state:
-                raise AuditFailed(
-                    f"job {job.id}: the server reports {job.state}, the log's events give "
-                    f"{replayed or 'no such job'}"
-                )
-        return (len(ledger) if ledger is not None else -1), len(jobs)
-    raise AuditFailed("the log kept growing while the exchange was read; audit again")
-
-
-def _match(rows: list[Any], r: Replay) -> None:
-    for row in rows:
-        got = r.balances.get(row.id, Totals())
-        server = (
-            row.debits_pending_ucr,
-            row.debits_posted_ucr,
-            row.credits_pending_ucr,
-            row.credits_posted_ucr,
-        )
-        mine = (got.debits_pending, got.debits_posted, got.credits_pending, got.credits_posted)
-        if server != mine:
-            raise AuditFailed(
-                f"ledger account {row.id}: the server reports (debits pending, posted, credits "
-                f"pending, posted) = {server}, the log's events give {mine}"
-            )
-
-
 def _witnessed(note: str, witness_keys: list[str], needed: int) -> int:
     """How many distinct trusted witnesses validly cosigned ``note``; AuditFailed if too few."""
     good = 0
@@ -215,7 +120,8 @@ def run_audit(
         raise AuditFailed(f"checkpoint: {exc}") from None
     witnessed = _witnessed(note, witness_keys or [], min_witnesses) if witness_keys else 0
     old_size = int(state.get("size", 0))
-    tree, replay = _tree_from(state), _replay_from(state)
+    tree, replay = _tree_from(state), Replay.from_state(state.get("replay", {}))
+    replay.events = old_size
     if cp.size < old_size:
         raise AuditFailed(f"the log shrank from {old_size} to {cp.size} events")
     if old_size:
@@ -240,18 +146,17 @@ def run_audit(
             f"the events [0, {cp.size}) do not hash to the signed root: an event was edited, "
             "added or removed"
         )
-    for offset, data in enumerate(fresh[: cp.size - old_size]):
-        try:
-            replay.apply(old_size + offset, json.loads(data))
-        except ReplayError as exc:
-            raise AuditFailed(str(exc)) from None
-        except json.JSONDecodeError as exc:
-            raise AuditFailed(f"event {old_size + offset} is not JSON: {exc}") from None
     try:
+        replay_events(replay, old_size, fresh[: cp.size - old_size])
         replay.check_invariants()
     except ReplayError as exc:
         raise AuditFailed(str(exc)) from None
-    compared, jobs_compared = _compare_with_api(c, replay, cp.size)
+    exchange_key = base64.b64encode(verifier.public_key).decode()
+    if replay.exchange_key not in (None, exchange_key):
+        raise AuditFailed("the log's genesis names an exchange key other than the log's key")
+    done = Compared(new_contracts=_contracts_in(fresh))
+    specs = check_openings(c, fresh, old_size, done) if c.token else {}
+    compare(c, replay, cp.size, specs, exchange_key, done)
     _save(
         state_path,
         {
@@ -259,7 +164,7 @@ def run_audit(
             "size": cp.size,
             "root": base64.b64encode(cp.root).decode(),
             "frontier": _frontier(tree),
-            "replay": _replay_state(replay),
+            "replay": replay.to_state(),
         },
     )
     return {
@@ -267,12 +172,27 @@ def run_audit(
         "size": cp.size,
         "root": base64.b64encode(cp.root).decode(),
         "verified_from": old_size,
-        "ledger_accounts_compared": compared,
+        "ledger_accounts_compared": done.ledger_accounts,
         "witnesses": witnessed,
         "jobs": len(replay.jobs),
-        "own_jobs_compared": jobs_compared,
+        "jobs_compared": done.jobs,
+        "all_jobs": done.all_jobs,
+        "openings_verified": done.openings,
+        "specs_compared": done.specs,
+        "contracts_verified": done.contracts,
         "state": str(state_path),
     }
+
+
+def _contracts_in(fresh: list[str]) -> set[str]:
+    """Ids of the contracts signed among ``fresh`` events."""
+    found = set()
+    for data in fresh:
+        if '"contract.signed"' in data:
+            event = json.loads(data)
+            if event.get("kind") == "contract.signed":
+                found.add(str(event.get("contract")))
+    return found
 
 
 @friendly
@@ -305,8 +225,18 @@ def audit(
     )
     if summary["witnesses"]:
         out.print(f"witnessed: {summary['witnesses']} trusted witnesses cosigned it")
-    if summary["own_jobs_compared"]:
-        out.print(f"jobs: your {summary['own_jobs_compared']} jobs match the replayed events")
+    if summary["jobs_compared"]:
+        whose = "every account's" if summary["all_jobs"] else "your"
+        out.print(f"jobs: {whose} {summary['jobs_compared']} jobs match the replayed events")
+    if summary["openings_verified"]:
+        out.print(
+            f"commitments: {summary['openings_verified']} openings match the log "
+            f"({summary['specs_compared']} job specs as the server shows them)"
+        )
+    if summary["contracts_verified"]:
+        out.print(
+            f"contracts: {summary['contracts_verified']} signed contracts match their logged hash"
+        )
     if compared < 0:
         err.print("ledger not compared: that needs an admin or auditor token")
     else:

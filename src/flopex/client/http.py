@@ -156,10 +156,17 @@ class Client:
         return self._model(p.Job, "GET", f"/v1/jobs/{job_id}")
 
     def jobs(
-        self, limit: int = 50, cursor: str | None = None, state: str | None = None
+        self,
+        limit: int = 50,
+        cursor: str | None = None,
+        state: str | None = None,
+        *,
+        all_accounts: bool = False,
     ) -> p.JobPage:
-        """The caller's jobs, newest first."""
+        """The caller's jobs, newest first (``all_accounts``: every account's, for auditors)."""
         params: dict[str, Any] = {"limit": limit}
+        if all_accounts:
+            params["all"] = "true"
         if cursor:
             params["cursor"] = cursor
         if state:
@@ -251,6 +258,12 @@ class Client:
         """A page of events from ``start`` (the server bounds its length)."""
         return self._model(
             p.LogEntries, "GET", "/v1/log/entries", params={"start": start, "end": end}
+        )
+
+    def log_openings(self, start: int, end: int) -> p.LogOpenings:
+        """The caller's openings (salts and contents) among events ``[start, end)``."""
+        return self._model(
+            p.LogOpenings, "GET", "/v1/log/openings", params={"start": start, "end": end}
         )
 
     def log_inclusion(self, index: int, size: int) -> list[bytes]:

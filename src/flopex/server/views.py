@@ -37,7 +37,11 @@ def _t(ms: int | None) -> str | None:
 
 def account(rec: AccountRec) -> Account:
     return Account(
-        id=rec.id, name=rec.name, roles=list(rec.roles), created_at=rfc3339(rec.created_ms)
+        id=rec.id,
+        name=rec.name,
+        roles=list(rec.roles),
+        created_at=rfc3339(rec.created_ms),
+        log_index=rec.log_index,
     )
 
 
@@ -64,6 +68,8 @@ def transfer(rec: TransferRec) -> Transfer:
         job_id=rec.job_id,
         memo=rec.memo,
         created_at=rfc3339(rec.created_ms),
+        log_index=rec.log_index,
+        resolved_log_index=rec.resolved_log_index,
     )
 
 

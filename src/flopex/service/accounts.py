@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from flopex.domain.ids import new_id
 from flopex.domain.ledger import PLATFORM, Balance, Purpose, ledger_account_id
+from flopex.domain.signing import public_key_b64
 from flopex.errors import Conflict, Forbidden, NotFound, RequestInvalid, Unauthorized
 from flopex.service import log
 from flopex.service.context import Context
@@ -83,13 +84,39 @@ def bootstrap(ctx: Context, admin_token: str) -> bool:
             if tx.account_by_token(token_hash(admin_token)) is None:
                 admin = tx.account_by_name(ADMIN_NAME)
                 assert admin is not None
-                tx.insert_token(new_id("tok"), admin.id, token_hash(admin_token), ctx.now_ms())
+                _new_token(ctx, tx, admin.id, admin_token)
             return False
-        rec = AccountRec(new_id("acc"), ADMIN_NAME, (Role.ADMIN.value,), ctx.now_ms())
-        tx.insert_account(rec)
-        _open_ledger(tx, rec.id)
-        tx.insert_token(new_id("tok"), rec.id, token_hash(admin_token), ctx.now_ms())
+        log.record(ctx, tx, "log.genesis", exchange_key=public_key_b64(ctx.key))
+        rec = _new_account(ctx, tx, ADMIN_NAME, [Role.ADMIN.value])
+        _new_token(ctx, tx, rec.id, admin_token)
         return True
+
+
+def _new_account(ctx: Context, tx: Tx, name: str, roles: list[str]) -> AccountRec:
+    """Log and insert an account (name committed, not shown) with its ledger accounts."""
+    account_id = new_id("acc")
+    index = log.record(
+        ctx,
+        tx,
+        "account.created",
+        account=account_id,
+        roles=roles,
+        private={"name": name},
+        party=account_id,
+    )
+    rec = AccountRec(account_id, name, tuple(roles), ctx.now_ms(), log_index=index)
+    if not tx.insert_account(rec):
+        raise Conflict(f"account name {name!r} is taken", code="account.name_taken")
+    _open_ledger(tx, rec.id)
+    return rec
+
+
+def _new_token(ctx: Context, tx: Tx, account_id: str, token: str) -> str:
+    """Store a token's hash and log that the account has a new credential (not its hash)."""
+    token_id = new_id("tok")
+    log.record(ctx, tx, "token.created", token=token_id, account=account_id)
+    tx.insert_token(token_id, account_id, token_hash(token), ctx.now_ms())
+    return token_id
 
 
 @dataclass(frozen=True)
@@ -121,13 +148,9 @@ def create_account(
             existing = tx.get_account(replay)
             assert existing is not None
             return NewAccount(existing, None)
-        rec = AccountRec(new_id("acc"), name, tuple(role_set), ctx.now_ms())
-        if not tx.insert_account(rec):
-            raise Conflict(f"account name {name!r} is taken", code="account.name_taken")
-        log.record(ctx, tx, "account.created", account=rec.id, roles=list(rec.roles))
-        _open_ledger(tx, rec.id)
+        rec = _new_account(ctx, tx, name, role_set)
         token = new_token()
-        tx.insert_token(new_id("tok"), rec.id, token_hash(token), ctx.now_ms())
+        _new_token(ctx, tx, rec.id, token)
         idempotent(tx, actor.id, idem_key, "account", {"name": name, "roles": role_set}, rec.id)
         return NewAccount(rec, token)
 
@@ -136,9 +159,8 @@ def create_account(
 def rotate_token(ctx: Context, actor: AccountRec) -> tuple[str, str]:
     """A new token for the caller's own account: (token id, token)."""
     token = new_token()
-    token_id = new_id("tok")
     with ctx.store.write() as tx:
-        tx.insert_token(token_id, actor.id, token_hash(token), ctx.now_ms())
+        token_id = _new_token(ctx, tx, actor.id, token)
     return token_id, token
 
 
@@ -148,6 +170,7 @@ def revoke_token(ctx: Context, actor: AccountRec, token_id: str) -> None:
     with ctx.store.write() as tx:
         if not tx.revoke_token(token_id, actor.id, ctx.now_ms()):
             raise NotFound(f"token {token_id} not found", code="token.not_found")
+        log.record(ctx, tx, "token.revoked", token=token_id, account=actor.id)
     ctx.tokens.clear()
 
 
@@ -175,7 +198,8 @@ def mint(
             memo="mint",
         )
         if replay is None:
-            log.transfer(ctx, tx, done)
+            index = log.transfer(ctx, tx, done)
+            done = replace(done, log_index=index, resolved_log_index=index)
         return done
 
 

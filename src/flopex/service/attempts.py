@@ -168,8 +168,7 @@ def complete(
             billed_ms=billed,
             epoch=report.lease_epoch,
             exit_code=report.exit_code,
-            usage=json.dumps(report.payload(), sort_keys=True),
-            usage_signature=signature,
+            signed=(report, signature),
         )
         if not ended:
             raise AttemptFenced(f"attempt {attempt.id} ended meanwhile")

@@ -59,6 +59,7 @@ class Context:
     tokens: TokenCache = field(default_factory=TokenCache)
     # hashes of complete log subtrees (immutable once integrated), shared by proof reads
     log_nodes: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    log_signed_size: int = 0  # the newest checkpoint size this process has seen
     on_work: Callable[[set[str]], None] = lambda node_ids: None
 
     def now_ms(self) -> int:

@@ -13,7 +13,7 @@ from flopex.domain.matching import Verdict
 from flopex.domain.spec import JobKind, parse_spec
 from flopex.domain.states import AttemptState, JobState, Reason
 from flopex.domain.units import format_credits
-from flopex.errors import InsufficientFunds, NotFound, RequestInvalid
+from flopex.errors import Forbidden, InsufficientFunds, NotFound, RequestInvalid
 from flopex.service import log
 from flopex.service.accounts import Role, require
 from flopex.service.context import Context
@@ -118,7 +118,19 @@ def submit_view(
             updated_ms=now,
             settled_ms=None,
         )
-        idx = log.record(ctx, tx, "job.submitted", job=job.id, account=actor.id, job_kind=job.kind)
+        private = {"spec": job.spec}
+        if workdir_sha256 is not None:
+            private["workdir_sha256"] = workdir_sha256
+        idx = log.record(
+            ctx,
+            tx,
+            "job.submitted",
+            job=job.id,
+            account=actor.id,
+            job_kind=job.kind,
+            private=private,
+            party=actor.id,
+        )
         job = replace(job, log_index=idx)
         tx.insert_job(job)
         idempotent(tx, actor.id, idem_key, "job", request, job.id)
@@ -132,9 +144,15 @@ def submit_view(
     return view
 
 
-def _job_of(tx: Tx, actor: AccountRec, job_id: str) -> JobRec:
+def reads_all(actor: AccountRec) -> bool:
+    """Auditors (and admins) may read every account's jobs and contracts, never change them."""
+    return Role.AUDITOR.value in actor.roles or Role.ADMIN.value in actor.roles
+
+
+def _job_of(tx: Tx, actor: AccountRec, job_id: str, *, change: bool = False) -> JobRec:
     job = tx.get_job(job_id)
-    if job is None or (job.account_id != actor.id and Role.ADMIN.value not in actor.roles):
+    may = Role.ADMIN.value in actor.roles if change else reads_all(actor)
+    if job is None or (job.account_id != actor.id and not may):
         raise NotFound(f"job {job_id} not found", code="job.not_found")
     return job
 
@@ -147,11 +165,20 @@ def get(ctx: Context, actor: AccountRec, job_id: str) -> JobView:
 
 
 def list_jobs(
-    ctx: Context, actor: AccountRec, *, limit: int, after: str | None, state: JobState | None
+    ctx: Context,
+    actor: AccountRec,
+    *,
+    limit: int,
+    after: str | None,
+    state: JobState | None,
+    everyone: bool = False,
 ) -> list[JobView]:
-    """The caller's jobs, newest first."""
+    """The caller's jobs, newest first; ``everyone``: every account's (auditors and admins)."""
+    if everyone and not reads_all(actor):
+        raise Forbidden("listing every account's jobs needs the auditor role")
+    owner = None if everyone else actor.id
     with ctx.store.read() as tx:
-        jobs = tx.jobs_of(actor.id, limit=min(limit, MAX_LIST), after=after, state=state)
+        jobs = tx.jobs_of(owner, limit=min(limit, MAX_LIST), after=after, state=state)
         attempts = tx.attempts_of_jobs([j.id for j in jobs])
         return [JobView(j, attempts[j.id]) for j in jobs]
 
@@ -161,15 +188,16 @@ def cancel(ctx: Context, actor: AccountRec, job_id: str) -> JobRec:
     """Cancel a job: at once if not running, else the node is told at its next heartbeat."""
     now = ctx.now_ms()
     with ctx.store.write() as tx:
-        job = _job_of(tx, actor, job_id)
+        job = _job_of(tx, actor, job_id, change=True)
         if job.state.terminal:
             return job
         live = [a for a in tx.attempts_of(job.id) if a.state != AttemptState.ENDED]
         for attempt in live:
             if attempt.state == AttemptState.MATCHED:
                 end_attempt(ctx, tx, attempt, Reason.USER_CANCELLED, billed_ms=0, epoch=None)
-            else:
+            elif not attempt.cancel_requested:
                 tx.request_cancel(attempt.id)
+                log.record(ctx, tx, "attempt.cancel_requested", attempt=attempt.id, job=job.id)
         if not live:
             log.record(ctx, tx, "job.ended", job=job.id, state="cancelled", reason="user_cancelled")
             tx.update_job(
@@ -220,7 +248,7 @@ def contract(ctx: Context, actor: AccountRec, contract_id: str) -> ContractRec:
     with ctx.store.read() as tx:
         rec = tx.get_contract(contract_id)
     allowed = rec is not None and (
-        actor.id in (rec.consumer_id, rec.provider_id) or Role.ADMIN.value in actor.roles
+        actor.id in (rec.consumer_id, rec.provider_id) or reads_all(actor)
     )
     if rec is None or not allowed:
         raise NotFound(f"contract {contract_id} not found", code="contract.not_found")

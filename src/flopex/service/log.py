@@ -3,14 +3,21 @@ transaction as the change; a background round hashes new events into the RFC 916
 a C2SP checkpoint with the exchange key (at most one per round, only when the log grew).
 
 Events hold public economic facts under opaque ids (accounts, nodes, jobs, contracts, amounts,
-prices, states, reasons, hashes), never private content (specs, envs, names, logs, outputs).
+prices, states, reasons, hashes), never private content (specs, envs, names, logs, outputs): for
+that, a salted commitment ``SHA-256(salt || content)`` under ``commit``; the salts and contents
+are kept as the event's *opening*, readable by its party (and auditors), who can check them.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from flopex.domain import merkle
+from flopex.domain.commitment import commit, new_salt
 from flopex.domain.note import (
     ALG_COSIGNATURE_V1,
     Checkpoint,
@@ -19,7 +26,7 @@ from flopex.domain.note import (
     sign_note,
     verify_cosignature,
 )
-from flopex.domain.signing import canonical_json
+from flopex.domain.signing import canonical_json, load_public_key, verify
 from flopex.errors import NotFound, RequestInvalid
 from flopex.service.context import Context
 from flopex.service.ports import Tx
@@ -32,11 +39,89 @@ MAX_ENTRIES_PAGE = 1_000
 NODE_CACHE_MAX = 200_000  # complete-subtree hashes kept in memory (about 30 MB at most)
 
 
-def record(ctx: Context, tx: Tx, kind: str, **facts: Any) -> int:
-    """Append one event to the log inside the caller's transaction; returns its index."""
+Opening = dict[str, str]  # {"salt": hex, "content": text}
+
+
+def record(
+    ctx: Context,
+    tx: Tx,
+    kind: str,
+    *,
+    private: Mapping[str, str] | None = None,
+    opened: Mapping[str, Opening] | None = None,
+    party: str | None = None,
+    **facts: Any,
+) -> int:
+    """Append one event to the log inside the caller's transaction; returns its index.
+
+    ``private`` contents are logged as fresh salted commitments (``commit.<field>``);
+    ``opened`` are openings of commitments already among the facts (a node's, in its signed
+    report). Both are kept for ``party`` to read back with :func:`openings`."""
     now = ctx.now_ms()
     event = {"v": EVENT_VERSION, "kind": kind, "at_ms": now, **facts}
-    return tx.append_log(canonical_json(event).decode(), now)
+    fields: dict[str, Opening] = dict(opened or {})
+    if private:
+        commitments = {}
+        for name, content in private.items():
+            salt = new_salt()
+            commitments[name] = commit(salt, content.encode())
+            fields[name] = {"salt": salt, "content": content}
+        event["commit"] = commitments
+    index = tx.append_log(canonical_json(event).decode(), now)
+    if fields:
+        tx.put_log_opening(index, party, json.dumps(fields, sort_keys=True))
+    return index
+
+
+@dataclass(frozen=True)
+class SignedEvent:
+    """An event its actor signed: Ed25519 by ``signer`` (base64 key) over the canonical JSON of
+    ``{"kind": kind, **facts}``. The leaf keeps ``signer`` and ``sig`` beside the facts, so anyone
+    can check the actor's signature in the public log."""
+
+    kind: str
+    facts: dict[str, Any]
+    signer: str
+    sig: str
+
+    def payload(self) -> dict[str, Any]:
+        """What the actor signed."""
+        return {"kind": self.kind, **self.facts}
+
+
+def append_signed(ctx: Context, events: list[SignedEvent]) -> int:
+    """Verify each event's signature, then append them all in one durable transaction (a batched
+    commit); returns the index of the first. Nothing is appended if one does not verify.
+
+    Verification runs before the write lock is taken, so concurrent callers verify while another
+    one writes (the Ed25519 check releases the GIL)."""
+    for n, event in enumerate(events):
+        key = load_public_key(event.signer)
+        if key is None or not verify(key, event.payload(), event.sig):
+            raise RequestInvalid(
+                f"event {n} of the batch is not signed by its signer's key",
+                code="log.bad_signature",
+            )
+    now = ctx.now_ms()
+    head = {"v": EVENT_VERSION, "at_ms": now}
+    leaves = [
+        canonical_json(head | e.payload() | {"signer": e.signer, "sig": e.sig}).decode()
+        for e in events
+    ]
+    with ctx.store.write() as tx:
+        return tx.append_logs(leaves, now)
+
+
+def openings(
+    ctx: Context, start: int, end: int, party: str | None
+) -> list[tuple[int, dict[str, Opening]]]:
+    """Openings of events ``[start, end)`` (a bounded page): ``party``'s own, or all (None)."""
+    if start < 0 or end <= start:
+        raise RequestInvalid("need 0 <= start < end", code="log.bad_range")
+    end = min(end, start + MAX_ENTRIES_PAGE)
+    with ctx.store.read() as tx:
+        rows = tx.log_openings(start, end, party)
+    return [(index, json.loads(fields)) for index, fields in rows]
 
 
 def _reader(tx: Tx, cache: dict[tuple[int, int], bytes]) -> merkle.NodeReader:
@@ -85,7 +170,11 @@ def _integrate(ctx: Context) -> tuple[int, str] | None:
         text = Checkpoint(ctx.rules.log_origin, size, merkle.root(read, size)).text()
         note = sign_note(text, ctx.rules.log_origin, ctx.key)
         tx.insert_checkpoint(size, note, ctx.now_ms())
-        return size, note
+    ctx.log_signed_size = max(ctx.log_signed_size, size)
+    for level, index, h in rows:  # committed: proofs may read them from memory now
+        if len(ctx.log_nodes) < NODE_CACHE_MAX:
+            ctx.log_nodes[(level, index)] = h
+    return size, note
 
 
 def checkpoint(ctx: Context, witnesses: int = 0) -> tuple[int, str]:
@@ -162,27 +251,55 @@ def entries(ctx: Context, start: int, end: int) -> list[str]:
         return tx.log_entries(start, end)
 
 
+@contextmanager
+def _proof_reader(ctx: Context, size: int) -> Iterator[tuple[int, merkle.NodeReader]]:
+    """(signed size, node reader) for a proof up to ``size``. Both come from memory while they
+    can: the newest signed size this process saw (a checkpoint never shrinks) and the cached
+    subtree hashes; a read transaction is opened only for what memory lacks."""
+    with ExitStack() as stack:
+        opened: list[Tx] = []
+
+        def tx() -> Tx:
+            if not opened:
+                opened.append(stack.enter_context(ctx.store.read()))
+            return opened[0]
+
+        if size > ctx.log_signed_size:
+            ctx.log_signed_size = max(ctx.log_signed_size, _signed_size(tx()))
+        cache = ctx.log_nodes
+
+        def read(level: int, index: int) -> bytes:
+            hit = cache.get((level, index))
+            if hit is None:
+                hit = tx().log_node(level, index)
+                if len(cache) >= NODE_CACHE_MAX:
+                    cache.clear()
+                cache[(level, index)] = hit
+            return hit
+
+        yield ctx.log_signed_size, read
+
+
 def inclusion_proof(ctx: Context, index: int, size: int) -> list[bytes]:
     """RFC 9162 inclusion proof of event ``index`` in the tree of ``size`` events."""
-    with ctx.store.read() as tx:
-        signed = _signed_size(tx)
+    with _proof_reader(ctx, size) as (signed, read):
         if not 0 <= index < size <= signed:
             raise _out_of_range(f"index {index} in size {size}", signed)
-        return merkle.inclusion_proof(_reader(tx, ctx.log_nodes), index, size)
+        return merkle.inclusion_proof(read, index, size)
 
 
 def consistency_proof(ctx: Context, old: int, new: int) -> list[bytes]:
     """RFC 9162 consistency proof from size ``old`` to size ``new``."""
-    with ctx.store.read() as tx:
-        signed = _signed_size(tx)
+    with _proof_reader(ctx, new) as (signed, read):
         if not 0 <= old <= new <= signed:
             raise _out_of_range(f"sizes {old}..{new}", signed)
-        return merkle.consistency_proof(_reader(tx, ctx.log_nodes), old, new)
+        return merkle.consistency_proof(read, old, new)
 
 
 def transfer(ctx: Context, tx: Tx, rec: TransferRec) -> int:
-    """Log a ledger transfer as it stands now (pending, posted or voided)."""
-    return record(
+    """Log a ledger transfer as it stands now (pending, posted or voided), and note the event's
+    index on the transfer."""
+    index = record(
         ctx,
         tx,
         f"transfer.{rec.state}",
@@ -193,3 +310,10 @@ def transfer(ctx: Context, tx: Tx, rec: TransferRec) -> int:
         posted_ucr=rec.posted_amount,
         job=rec.job_id,
     )
+    if rec.kind == "single":  # created and resolved by one event
+        tx.ledger.note_log_index(rec.id, created=index, resolved=index)
+    elif rec.state == "pending":
+        tx.ledger.note_log_index(rec.id, created=index)
+    else:
+        tx.ledger.note_log_index(rec.id, resolved=index)
+    return index

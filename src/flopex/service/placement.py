@@ -166,6 +166,9 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
         provider=p.offer.provider_id,
         hourly_ucr=p.hourly_ucr,
         time_limit_s=p.time_limit_s,
+        fee_bps=ctx.rules.fee_bps,
+        hold_transfer=held[0].id,
+        fee_transfer=fee_id,
         contract_sha256=sha256_hex(canonical),
     )
     tx.insert_contract(

@@ -60,7 +60,16 @@ class LedgerPort(Protocol):
         now_ms: int,
         known: TransferRec | None = None,
     ) -> TransferRec:
-        """Post ``post_amount`` of a pending transfer (the rest released), or void it (None)."""
+        """Post ``post_amount`` of a pending transfer (the rest released), or void it (None).
+
+        ``known``: the transfer as the caller just read it in this transaction (saves a read);
+        the conditional UPDATE below still refuses it if it is no longer pending."""
+        ...
+
+    def note_log_index(
+        self, transfer_id: str, *, created: int | None = None, resolved: int | None = None
+    ) -> None:
+        """Record which log events created and resolved a transfer."""
         ...
 
     def balances(self, owner_id: str) -> dict[Purpose, Balance]:
@@ -165,9 +174,9 @@ class Tx(Protocol):
         ...
 
     def jobs_of(
-        self, account_id: str, *, limit: int, after: str | None, state: JobState | None
+        self, account_id: str | None, *, limit: int, after: str | None, state: JobState | None
     ) -> list[JobRec]:
-        """An account's jobs, newest first, paged by id."""
+        """An account's jobs (every account's: None), newest first, paged by id."""
         ...
 
     def queued_jobs(self, limit: int) -> list[JobRec]:
@@ -267,27 +276,39 @@ class Tx(Protocol):
         ...
 
     def append_log(self, data: str, now_ms: int) -> int:
-        """Append an event (canonical JSON) to the log; returns its index."""
+        """Append an event; the index is the next free one (writers are serialised)."""
+        ...
+
+    def append_logs(self, datas: list[str], now_ms: int) -> int:
+        """Append events in one statement; returns the index of the first."""
         ...
 
     def log_size(self) -> int:
-        """How many events the log holds (integrated or not)."""
+        """How many events the log holds."""
         ...
 
     def log_entries(self, start: int, end: int) -> list[str]:
-        """The events with indexes ``[start, end)``, in order."""
+        """Events ``[start, end)`` in order."""
         ...
 
     def log_node(self, level: int, index: int) -> bytes:
-        """A stored complete-subtree hash (KeyError when absent)."""
+        """A stored complete-subtree hash."""
         ...
 
     def put_log_nodes(self, rows: list[tuple[int, int, bytes]]) -> None:
         """Store complete-subtree hashes."""
         ...
 
+    def put_log_opening(self, idx: int, account_id: str | None, fields: str) -> None:
+        """Keep the salts and contents behind event ``idx``'s commitments for its party."""
+        ...
+
+    def log_openings(self, start: int, end: int, account_id: str | None) -> list[tuple[int, str]]:
+        """(index, fields JSON) of the openings in ``[start, end)``: one party's, or all."""
+        ...
+
     def latest_checkpoint(self) -> tuple[int, str] | None:
-        """(size, signed note) of the newest checkpoint."""
+        """(size, note) of the newest checkpoint."""
         ...
 
     def insert_checkpoint(self, size: int, note: str, now_ms: int) -> None:
@@ -299,15 +320,15 @@ class Tx(Protocol):
         ...
 
     def put_cosignature(self, size: int, witness: str, line: str, now_ms: int) -> None:
-        """Store (or replace) a witness's cosignature line on the checkpoint of ``size``."""
+        """Store (or replace) a witness's cosignature line."""
         ...
 
     def cosignatures(self, size: int) -> list[str]:
-        """The cosignature lines on the checkpoint of ``size``, by witness name."""
+        """Cosignature lines on one checkpoint, by witness name."""
         ...
 
     def newest_cosigned(self, witnesses: int) -> int | None:
-        """The largest checkpoint size with at least ``witnesses`` cosignatures."""
+        """The largest size with at least ``witnesses`` cosignatures."""
         ...
 
     def get_idem(self, account_id: str, key: str) -> IdemRec | None:

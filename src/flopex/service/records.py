@@ -13,6 +13,7 @@ class AccountRec:
     name: str
     roles: tuple[str, ...]
     created_ms: int
+    log_index: int | None = None  # the log event that created it
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,8 @@ class TransferRec:
     memo: str
     created_ms: int
     resolved_ms: int | None
+    log_index: int | None = None  # the event that created it (pending, or single-phase)
+    resolved_log_index: int | None = None  # the event that posted or voided it
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flopex.domain import money
 from flopex.domain.states import CONSUMER_PAYS, JobState, Reason, job_state_after
+from flopex.domain.usage import UsageReport
 from flopex.service import log
 from flopex.service.context import Context
 from flopex.service.ports import Tx
@@ -20,11 +22,18 @@ def end_attempt(
     *,
     billed_ms: int,
     epoch: int | None,
+    signed: tuple[UsageReport, str] | None = None,
     **extra: Any,
 ) -> bool:
     """Close ``attempt`` with ``reason``: post used time or void the hold, free the capacity and
-    move the job on. False (and nothing changed) if the attempt was already closed or fenced."""
+    move the job on. False (and nothing changed) if the attempt was already closed or fenced.
+
+    ``signed``: the node's usage report and signature, logged as they are so that anyone can
+    check the node signed what it was paid for."""
     now = ctx.now_ms()
+    if signed is not None:
+        extra |= {"usage": json.dumps(signed[0].payload(), sort_keys=True)}
+        extra |= {"usage_signature": signed[1]}
     if not tx.end_attempt(
         attempt.id, expect=attempt.state, epoch=epoch, ended_ms=now, reason=reason, **extra
     ):
@@ -51,9 +60,10 @@ def end_attempt(
     tx.update_attempt_money(attempt.id, billed_ms=billed_ms, cost_ucr=cost, fee_ucr=fee)
     job = tx.get_job(attempt.job_id)
     assert job is not None
+    job_reason = reason  # the attempt keeps the reason it was billed by
     if attempt.cancel_requested and reason not in (Reason.COMPLETED, Reason.JOB_ERROR):
-        reason = Reason.USER_CANCELLED
-    state, final = job_state_after(reason, attempts_left=job.attempts < job.max_attempts)
+        job_reason = Reason.USER_CANCELLED
+    state, final = job_state_after(job_reason, attempts_left=job.attempts < job.max_attempts)
     values: dict[str, Any] = {
         "state": state,
         "reason": final,
@@ -64,6 +74,17 @@ def end_attempt(
     if state.terminal:
         values["settled_ms"] = now
     tx.update_job(job.id, {JobState.MATCHED, JobState.RUNNING}, **values)
+    evidence: dict[str, Any] = {}
+    if signed is not None:
+        report, signature = signed
+        evidence = {
+            "usage": report.payload(),
+            "usage_sig": signature,
+            "opened": {
+                "outputs": {"salt": report.outputs_salt, "content": report.outputs_json().decode()}
+            },
+            "party": job.account_id,
+        }
     log.record(
         ctx,
         tx,
@@ -76,5 +97,6 @@ def end_attempt(
         fee_ucr=fee,
         job_state=state.value,
         job_reason=final.value if final is not None else None,
+        **evidence,
     )
     return True

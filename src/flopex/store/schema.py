@@ -28,6 +28,7 @@ accounts = Table(
     Column("name", String(64), nullable=False, unique=True),
     Column("roles", String(200), nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+    Column("log_index", BigInteger),
 )
 
 tokens = Table(
@@ -67,6 +68,8 @@ transfers = Table(
     Column("memo", String(200), nullable=False, default=""),
     Column("created_ms", BigInteger, nullable=False),
     Column("resolved_ms", BigInteger),
+    Column("log_index", BigInteger),  # the event that created it (pending, or single-phase)
+    Column("resolved_log_index", BigInteger),  # the event that posted or voided it
     Index("ix_transfers_debit", "debit_account_id"),
     Index("ix_transfers_credit", "credit_account_id"),
     Index("ix_transfers_job", "job_id"),
@@ -266,4 +269,13 @@ log_cosignatures = Table(  # witnesses' cosignature lines on checkpoints they ve
     Column("witness", String(200), primary_key=True),
     Column("line", Text, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+)
+
+log_openings = Table(  # salts and contents behind an event's commitments, for its parties
+    "log_openings",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("account_id", String(ID)),  # the party that may read it (auditors read all)
+    Column("fields", Text, nullable=False),  # JSON {field: {"salt": hex, "content": text}}
+    Index("ix_log_openings_account", "account_id", "idx"),
 )

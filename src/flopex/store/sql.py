@@ -155,6 +155,7 @@ class SqlTx:
                         name=rec.name,
                         roles=",".join(rec.roles),
                         created_ms=rec.created_ms,
+                        log_index=rec.log_index,
                     )
                 )
         except IntegrityError:
@@ -267,10 +268,12 @@ class SqlTx:
         return None if row is None else _job(row)
 
     def jobs_of(
-        self, account_id: str, *, limit: int, after: str | None, state: JobState | None
+        self, account_id: str | None, *, limit: int, after: str | None, state: JobState | None
     ) -> list[JobRec]:
-        """An account's jobs, newest first, paged by id."""
-        q = select(t.jobs).where(t.jobs.c.account_id == account_id)
+        """An account's jobs (every account's: None), newest first, paged by id."""
+        q = select(t.jobs)
+        if account_id is not None:
+            q = q.where(t.jobs.c.account_id == account_id)
         if after:
             q = q.where(t.jobs.c.id < after)
         if state is not None:
@@ -490,6 +493,17 @@ class SqlTx:
         self._next_log_idx = idx + 1
         return idx
 
+    def append_logs(self, datas: list[str], now_ms: int) -> int:
+        """Append events in one statement; returns the index of the first."""
+        if self._next_log_idx is None:
+            self._next_log_idx = self.log_size()
+        first = self._next_log_idx
+        rows = [{"idx": first + i, "data": d, "created_ms": now_ms} for i, d in enumerate(datas)]
+        if rows:
+            self.conn.execute(inserter(t.log_entries), rows)
+        self._next_log_idx = first + len(rows)
+        return first
+
     def log_size(self) -> int:
         """How many events the log holds."""
         top = self.conn.execute(_LOG_MAX).scalar()
@@ -512,6 +526,19 @@ class SqlTx:
         if rows:
             params = [{"level": lv, "idx": i, "hash": h.hex()} for lv, i, h in rows]
             self.conn.execute(inserter(t.log_nodes), params)
+
+    def put_log_opening(self, idx: int, account_id: str | None, fields: str) -> None:
+        """Keep the salts and contents behind event ``idx``'s commitments for its party."""
+        params = {"idx": idx, "account_id": account_id, "fields": fields}
+        self.conn.execute(inserter(t.log_openings), params)
+
+    def log_openings(self, start: int, end: int, account_id: str | None) -> list[tuple[int, str]]:
+        """(index, fields JSON) of the openings in ``[start, end)``: one party's, or all."""
+        c = t.log_openings.c
+        q = select(c.idx, c.fields).where(c.idx >= start, c.idx < end)
+        if account_id is not None:
+            q = q.where(c.account_id == account_id)
+        return [(int(r.idx), str(r.fields)) for r in self.conn.execute(q.order_by(c.idx))]
 
     def latest_checkpoint(self) -> tuple[int, str] | None:
         """(size, note) of the newest checkpoint."""

@@ -189,6 +189,14 @@ class SqlLedger:
             resolved_ms=now_ms,
         )
 
+    def note_log_index(
+        self, transfer_id: str, *, created: int | None = None, resolved: int | None = None
+    ) -> None:
+        """Record which log events created and resolved a transfer."""
+        values = {"log_index": created, "resolved_log_index": resolved}
+        values = {k: v for k, v in values.items() if v is not None}
+        run_update(self.conn, transfers, values, {"id": transfer_id})
+
     def balances(self, owner_id: str) -> dict[Purpose, Balance]:
         """Every ledger account of an owner."""
         rows = self.conn.execute(_BALANCES, {"w_owner": owner_id}).all()

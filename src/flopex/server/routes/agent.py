@@ -68,6 +68,7 @@ def complete(attempt_id: str, body: Complete, ctx: Ctx, caller: Caller) -> Compl
         exit_code=r.exit_code,
         outcome=r.outcome,
         outputs=tuple(OutputEntry(o.path, o.sha256, o.size_bytes) for o in r.outputs),
+        outputs_salt=r.outputs_salt,
     )
     attempt, job = attempts.complete(ctx, caller, report, body.signature)
     return Completed(attempt=views.attempt(attempt), job_state=job.state)

@@ -66,9 +66,12 @@ def list_jobs(
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
     state: JobState | None = None,
+    all_accounts: bool = Query(False, alias="all", description="every account's (auditors)"),
 ) -> JobPage:
-    """The caller's jobs, newest first."""
-    found = jobs.list_jobs(ctx, caller, limit=limit, after=cursor, state=state)
+    """The caller's jobs, newest first (``all=true``: every account's, for auditors)."""
+    found = jobs.list_jobs(
+        ctx, caller, limit=limit, after=cursor, state=state, everyone=all_accounts
+    )
     nxt = found[-1].job.id if len(found) == limit else None
     return JobPage(jobs=[views.job(v, ctx.now_ms()) for v in found], next_cursor=nxt)
 

@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from flopex.domain.note import verifier_key
 from flopex.domain.signing import public_key_b64
-from flopex.protocol import Cosignature, LogEntries, LogKey, LogProof
+from flopex.protocol import Cosignature, LogEntries, LogKey, LogOpening, LogOpenings, LogProof
 from flopex.server.deps import Caller, Ctx
 from flopex.service import accounts, log
 from flopex.service.accounts import Role
@@ -61,6 +61,25 @@ def entries(
 ) -> LogEntries:
     """Events ``[start, end)`` (a bounded page: ask again from ``start + len(entries)``)."""
     return LogEntries(start=start, entries=log.entries(ctx, start, end))
+
+
+@router.get("/openings", response_model=LogOpenings)
+def openings(
+    ctx: Ctx,
+    caller: Caller,
+    start: int = Query(ge=0),
+    end: int = Query(ge=1, description=f"exclusive; at most {log.MAX_ENTRIES_PAGE} events"),
+) -> LogOpenings:
+    """The salts and contents behind the commitments of the caller's own events in
+    ``[start, end)`` (every event's for an auditor or admin): check them against the entries."""
+    everyone = Role.AUDITOR.value in caller.roles or Role.ADMIN.value in caller.roles
+    found = log.openings(ctx, start, end, None if everyone else caller.id)
+    bounded = min(end, start + log.MAX_ENTRIES_PAGE)
+    return LogOpenings(
+        start=start,
+        end=bounded,
+        openings=[LogOpening(index=i, fields=f) for i, f in found],
+    )
 
 
 def _b64(hashes: list[bytes]) -> LogProof:

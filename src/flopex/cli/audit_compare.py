@@ -1,0 +1,171 @@
+"""What ``flopex audit`` compares with the API once the log verified: the ledger (admin or
+auditor), the jobs (the caller's own, every account's for an auditor), the caller's openings of
+commitments (specs, names, outputs), and the signed contracts of the new events.
+
+The exchange keeps running while the audit reads, so the comparison is made at a moment when the
+log did not grow around the reads; events past the checkpoint are replayed on a copy (their
+integrity is checked by the next audit, against the next checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from flopex.client.http import Client
+from flopex.domain.replay import Replay, ReplayError, Totals, check_opening
+from flopex.domain.signing import canonical_json, load_public_key, sha256_hex, verify
+from flopex.errors import FlopexError, Forbidden, Unauthorized
+
+PAGE = 1000
+
+
+class AuditFailed(FlopexError):
+    code = "audit.failed"
+    default_hint = "the exchange's history does not verify: keep this output as evidence"
+
+
+@dataclass
+class Compared:
+    """How much the audit compared with the API (-1: not allowed with this token)."""
+
+    ledger_accounts: int = -1
+    jobs: int = 0
+    all_jobs: bool = False
+    openings: int = 0
+    specs: int = 0
+    contracts: int = 0
+    new_contracts: set[str] = field(default_factory=set)
+
+
+def tail(c: Client, start: int) -> list[str]:
+    """Events after ``start`` that no checkpoint covers yet."""
+    out: list[str] = []
+    while True:
+        page = c.log_entries(start + len(out), start + len(out) + PAGE).entries
+        out += page
+        if len(page) < PAGE:
+            return out
+
+
+def _jobs(c: Client) -> tuple[list[Any], bool]:
+    """Every account's jobs if the token may read them (auditor), else the caller's own."""
+    try:
+        return _pages(c, all_accounts=True), True
+    except (Forbidden, Unauthorized):
+        return _pages(c, all_accounts=False), False
+
+
+def _pages(c: Client, *, all_accounts: bool) -> list[Any]:
+    jobs: list[Any] = []
+    cursor = None
+    while True:
+        page = c.jobs(limit=500, cursor=cursor, all_accounts=all_accounts)
+        jobs += page.jobs
+        cursor = page.next_cursor
+        if not cursor:
+            return jobs
+
+
+def check_openings(c: Client, fresh: list[str], start: int, done: Compared) -> dict[str, Any]:
+    """Open the caller's commitments among the verified events ``fresh`` (from ``start``);
+    returns the job specs opened, by job id."""
+    specs: dict[str, Any] = {}
+    end = start + len(fresh)
+    at = start
+    while at < end:
+        page = c.log_openings(at, end)
+        for opening in page.openings:
+            if not start <= opening.index < end:
+                raise AuditFailed(f"the server sent an opening of event {opening.index}")
+            event = json.loads(fresh[opening.index - start])
+            try:
+                check_opening(opening.index, event, opening.fields)
+            except ReplayError as exc:
+                raise AuditFailed(str(exc)) from None
+            done.openings += 1
+            if event.get("kind") == "job.submitted" and "spec" in opening.fields:
+                specs[str(event.get("job"))] = json.loads(opening.fields["spec"]["content"])
+        at = page.end
+    return specs
+
+
+def compare(
+    c: Client, r: Replay, size: int, specs: dict[str, Any], exchange_key: str, done: Compared
+) -> None:
+    """Compare the API with the replay at ``size`` (see the module docstring)."""
+    for _ in range(5):
+        before = tail(c, size)
+        try:
+            ledger: list[Any] | None = c.ledger().accounts
+        except (Forbidden, Unauthorized):
+            ledger = None
+        jobs, everyone = _jobs(c) if c.token else ([], False)
+        if tail(c, size) != before:
+            continue
+        view = Replay.from_state(r.to_state())
+        for offset, data in enumerate(before):
+            view.apply(size + offset, json.loads(data))
+        if ledger is not None:
+            _match(ledger, view)
+            done.ledger_accounts = len(ledger)
+        for job in jobs:
+            _job(c, job, view, specs, exchange_key, done)
+        done.jobs, done.all_jobs = len(jobs), everyone
+        return
+    raise AuditFailed("the log kept growing while the exchange was read; audit again")
+
+
+def _job(
+    c: Client, job: Any, view: Replay, specs: dict[str, Any], exchange_key: str, done: Compared
+) -> None:
+    replayed = view.jobs.get(job.id)
+    if replayed != job.state:
+        raise AuditFailed(
+            f"job {job.id}: the server reports {job.state}, the log's events give "
+            f"{replayed or 'no such job'}"
+        )
+    if job.id in specs:
+        if specs[job.id] != job.spec:
+            raise AuditFailed(f"job {job.id}: the server shows a spec other than the one logged")
+        done.specs += 1
+    for attempt in job.attempts:
+        if attempt.contract_id in done.new_contracts:
+            _contract(c, attempt.contract_id, view, exchange_key)
+            done.contracts += 1
+
+
+def _contract(c: Client, contract_id: str, view: Replay, exchange_key: str) -> None:
+    """A contract the server shows is the one whose hash the log holds, signed by the exchange."""
+    shown = c.contract(contract_id)
+    body = canonical_json(shown.body)
+    logged = view.contracts.get(contract_id)
+    if sha256_hex(body) != logged or shown.body_sha256 != logged:
+        raise AuditFailed(
+            f"contract {contract_id}: the server shows a body hashing to {sha256_hex(body)}, "
+            f"the log holds {logged}"
+        )
+    key = load_public_key(exchange_key)
+    if key is None or not verify(key, shown.body, shown.signature):
+        raise AuditFailed(f"contract {contract_id} is not signed by the exchange key")
+
+
+def _match(rows: list[Any], r: Replay) -> None:
+    for row in rows:
+        got = r.balances.get(row.id, Totals())
+        server = (
+            row.debits_pending_ucr,
+            row.debits_posted_ucr,
+            row.credits_pending_ucr,
+            row.credits_posted_ucr,
+        )
+        mine = (got.debits_pending, got.debits_posted, got.credits_pending, got.credits_posted)
+        if server != mine:
+            raise AuditFailed(
+                f"ledger account {row.id}: the server reports (debits pending, posted, credits "
+                f"pending, posted) = {server}, the log's events give {mine}"
+            )
+
+
+__all__ = ["AuditFailed", "Compared", "check_openings", "compare", "tail"]
