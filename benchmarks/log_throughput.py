@@ -214,11 +214,13 @@ def lifecycle_audit(lifecycles: int) -> dict[str, Any]:
     _lifecycles(ctx, clock, lifecycles)
     data = [e.encode() for e in _all_entries(ctx, _log_size(ctx))]
     ctx.store.db.dispose()  # type: ignore[attr-defined]
+    rates = sorted(_audit_rate(data) for _ in range(5))  # short runs: take the median of five
     return {
         "lifecycles": lifecycles,
         "events": len(data),
         "signed_events": sum(b'"usage_sig"' in d for d in data),
-        "audit_events_per_s": round(_audit_rate(data)),
+        "audit_events_per_s": round(rates[2]),
+        "audit_events_per_s_min_max": [round(rates[0]), round(rates[-1])],
     }
 
 

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from flopex.domain import merkle
 from flopex.domain.note import Verifier, parse_checkpoint, raw_public_key, verify_note
+from flopex.domain.replay import Replay, ReplayError
+from flopex.domain.signing import public_key_b64, sign
+from flopex.errors import RequestInvalid
 from flopex.service import attempts, jobs
 from flopex.service import log as event_log
 from flopex.service.context import Context
@@ -109,3 +116,56 @@ def test_objects_carry_the_index_of_the_event_that_created_them(
         assert rec.log_index is not None, kind
         event = events[rec.log_index]
         assert (event["kind"], event[key]) == (kind, rec.id)
+
+
+def _signed_batch(count: int) -> tuple[list[event_log.SignedEvent], str]:
+    key = Ed25519PrivateKey.generate()
+    signer = public_key_b64(key)
+    batch = []
+    for i in range(count):
+        facts = {"attempt": f"att{i}", "duration_ms": 1000 + i}
+        payload = {"kind": "usage.reported", **facts}
+        batch.append(event_log.SignedEvent("usage.reported", facts, signer, sign(key, payload)))
+    return batch, signer
+
+
+def test_a_signed_batch_is_appended_whole_or_not_at_all(ctx: Context) -> None:
+    with ctx.store.read() as tx:
+        before = tx.log_size()
+    batch, signer = _signed_batch(20)
+    forged = list(batch)
+    forged[7] = replace(batch[7], facts=batch[7].facts | {"duration_ms": 1})
+    with pytest.raises(RequestInvalid) as info:
+        event_log.append_signed(ctx, forged)
+    assert info.value.code == "log.bad_signature" and "event 7" in info.value.message
+    with ctx.store.read() as tx:
+        assert tx.log_size() == before  # nothing of the refused batch
+    first = event_log.append_signed(ctx, batch)
+    assert first == before
+    leaves = [json.loads(e) for e in event_log.entries(ctx, first, first + 20)]
+    assert all(e["signer"] == signer and e["sig"] for e in leaves)
+    r = Replay()
+    for i, e in enumerate(_events(ctx)):
+        r.apply(i, e)  # every actor signature verifies in the replay
+    tampered = leaves[3] | {"duration_ms": 5}
+    with pytest.raises(ReplayError, match="signature"):
+        Replay().apply(first + 3, tampered)
+
+
+def test_proofs_follow_checkpoints_another_process_signed(ctx: Context, clock: FakeClock) -> None:
+    b.account(ctx, "early", "consumer", credits=1)
+    size, _ = event_log.checkpoint(ctx)
+    event_log.inclusion_proof(ctx, 0, size)  # this process now remembers the signed size
+    other = replace(ctx, log_nodes={}, log_signed_size=0)  # a second server process
+    _lifecycle(other, clock)
+    made = event_log.integrate(other)
+    assert made is not None
+    new_size, note = made
+    root = parse_checkpoint(note.split("\n\n")[0] + "\n").root
+    data = event_log.entries(ctx, 0, new_size)
+    path = event_log.inclusion_proof(ctx, new_size - 1, new_size)  # beyond what it remembered
+    leaf = merkle.leaf_hash(data[-1].encode())
+    assert merkle.verify_inclusion(leaf, new_size - 1, new_size, path, root)
+    with pytest.raises(RequestInvalid) as info:
+        event_log.inclusion_proof(ctx, 0, new_size + 1)
+    assert info.value.code == "log.out_of_range"

@@ -1,54 +1,74 @@
 """The audit's replay of downloaded events, with actors' signatures checked on other cores.
 
 Ed25519 verification dominates replaying a log (about 80 µs a signature against a few µs for
-the rest of an event) and releases the GIL, so the audit hands signatures to a small thread pool
-and goes on replaying; each page it settles them, and the first bad one is reported by its index
-(before any later replay error, so the first bad event is always the one named).
+the rest of an event) and releases the GIL, so the audit checks a page's signatures on another
+thread while it replays the next page; the first bad one is reported by its index (before any
+later replay error, so the first bad event is always the one named).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from flopex.domain.replay import BAD_SIGNATURE, Replay, ReplayError, signature_ok
 
-PAGE = 1000
-MAX_THREADS = 4
+PAGE = 1000  # events per page: signatures are checked a page at a time, one page behind
 
 
 class PooledSignatures:
-    """Verify signatures in a thread pool; :meth:`settle` waits and raises the first bad one."""
+    """Collect a page's signatures, check them as one task on another thread while the next
+    page is replayed, and report the first bad one."""
 
     def __init__(self, pool: ThreadPoolExecutor) -> None:
         self.pool = pool
-        self.waiting: list[tuple[int, Future[bool]]] = []
+        self.collected: list[tuple[int, str, Any, str]] = []
+        self.running: list[Future[int | None]] = []
 
     def check(self, index: int, public_key_b64: str, payload: Any, signature: str) -> None:
-        """Queue one check."""
-        self.waiting.append(
-            (index, self.pool.submit(signature_ok, public_key_b64, payload, signature))
-        )
+        """Collect one check for the current page."""
+        self.collected.append((index, public_key_b64, payload, signature))
 
-    def first_bad(self) -> int | None:
-        """Wait for every queued check; the index of the first that failed."""
-        bad = [index for index, done in self.waiting if not done.result()]
-        self.waiting.clear()
+    def page_done(self) -> None:
+        """Hand the page's checks to the pool."""
+        if self.collected:
+            self.running.append(self.pool.submit(_first_bad, self.collected))
+            self.collected = []
+
+    def first_bad(self, keep_last: bool = False) -> int | None:
+        """Wait for the handed-over pages (all but the newest with ``keep_last``); the index of
+        the first bad signature among them."""
+        if not keep_last:
+            self.page_done()
+        ready = self.running[:-1] if keep_last else self.running
+        bad = [i for i in (f.result() for f in ready) if i is not None]
+        self.running = self.running[len(ready) :]
         return min(bad) if bad else None
+
+
+def _first_bad(checks: list[tuple[int, str, Any, str]]) -> int | None:
+    for index, key, payload, signature in checks:
+        if not signature_ok(key, payload, signature):
+            return index
+    return None
 
 
 def replay_events(replay: Replay, start: int, events: list[str]) -> None:
     """Apply ``events`` (JSON text, indexes from ``start``) to ``replay``; :class:`ReplayError`
     names the first event that breaks a rule or carries a bad signature."""
-    threads = max(1, min(MAX_THREADS, (os.cpu_count() or 1)))
-    with ThreadPoolExecutor(threads) as pool:
+    with ThreadPoolExecutor(1) as pool:
         pooled = PooledSignatures(pool)
         inline, replay.signatures = replay.signatures, pooled
         try:
             for first in range(0, len(events), PAGE):
                 _page(replay, pooled, start + first, events[first : first + PAGE])
+                bad = pooled.first_bad(keep_last=True)
+                if bad is not None:
+                    raise ReplayError(bad, BAD_SIGNATURE)
+            bad = pooled.first_bad()
+            if bad is not None:
+                raise ReplayError(bad, BAD_SIGNATURE)
         finally:
             replay.signatures = inline
 
@@ -62,10 +82,8 @@ def _page(replay: Replay, pooled: PooledSignatures, start: int, page: list[str])
                 raise ReplayError(start + offset, f"not JSON: {exc}") from None
             replay.apply(start + offset, event)
     except ReplayError as exc:
-        bad = pooled.first_bad()
+        bad = pooled.first_bad()  # an earlier bad signature is the first bad event
         if bad is not None and bad < exc.index:
             raise ReplayError(bad, BAD_SIGNATURE) from None
         raise
-    bad = pooled.first_bad()
-    if bad is not None:
-        raise ReplayError(bad, BAD_SIGNATURE)
+    pooled.page_done()
