@@ -335,3 +335,20 @@ def test_a_revoked_token_is_refused_at_once(ctx: Context) -> None:
     accounts.revoke_token(ctx, alice, token_id)
     with pytest.raises(Unauthorized):
         accounts.authenticate(ctx, token)
+
+
+def test_a_hold_that_fails_half_way_leaves_nothing_pending(ctx: Context) -> None:
+    """Placement holds cost and fee inside one savepoint: if the second hold cannot be made,
+    the first is undone with it, so no pending transfer outlives its placement."""
+    from flopex.domain.ledger import PLATFORM, ledger_account_id
+
+    alice = b.account(ctx, "alice", "consumer", credits=1)
+    mine = ledger_account_id(alice.id, Purpose.AVAILABLE)
+    fees = ledger_account_id(PLATFORM, Purpose.FEES)
+    with ctx.store.write() as tx:
+        with pytest.raises(InsufficientFunds), tx.savepoint():
+            tx.ledger.transfer("h1", mine, fees, CREDIT // 2, pending=True, now_ms=1)
+            tx.ledger.transfer("h2", mine, fees, CREDIT, pending=True, now_ms=1)  # too much
+        assert tx.ledger.get_transfer("h1") is None
+    assert accounts.balances(ctx, alice)[Purpose.AVAILABLE].available == CREDIT
+    b.assert_money_conserved(ctx)

@@ -217,8 +217,11 @@ class HeartbeatResult:
 def heartbeat(
     ctx: Context, actor: AccountRec, node_id: str, running: list[tuple[str, int]], draining: bool
 ) -> HeartbeatResult:
-    """A node is alive: renew the leases it holds, tell it what to cancel and what it lost."""
-    _own_node(ctx, actor, node_id)
+    """A node is alive: renew the leases it holds, tell it what to cancel and what it lost.
+
+    Liveness (``last_seen``) is not logged: it is the server's observation, not a state a party
+    agreed to; a node starting or stopping to drain is."""
+    node = _own_node(ctx, actor, node_id)
     now = ctx.now_ms()
     expires = now + int(ctx.rules.lease_ttl_s * 1000)
     renewed: list[str] = []
@@ -226,6 +229,8 @@ def heartbeat(
     fenced: list[str] = []
     with ctx.store.write() as tx:
         tx.update_node(node_id, last_seen_ms=now, draining=draining)
+        if draining != node.draining:
+            log.record(ctx, tx, "node.draining", node=node_id, draining=draining)
         for attempt_id, epoch in running:
             if tx.renew_lease(attempt_id, epoch, node_id, expires):
                 renewed.append(attempt_id)

@@ -16,7 +16,7 @@ from flopex.errors import InsufficientFunds
 from flopex.service import log
 from flopex.service.context import Context
 from flopex.service.ports import Tx
-from flopex.service.records import AttemptRec, ContractRec, JobRec, OfferRec
+from flopex.service.records import AttemptRec, ContractRec, JobRec, OfferRec, TransferRec
 
 QUEUE_SCAN_LIMIT = 200
 
@@ -116,39 +116,15 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
         return False
     now = ctx.now_ms()
     attempt_id, contract_id = new_id("att"), new_id("ctr")
-    consumer = ledger_account_id(job.account_id, Purpose.AVAILABLE)
-    held = []
     try:
-        hold = tx.ledger.transfer(
-            f"hold:{attempt_id}",
-            consumer,
-            ledger_account_id(p.offer.provider_id, Purpose.EARNINGS),
-            p.hold_cost_ucr,
-            pending=True,
-            now_ms=now,
-            job_id=job.id,
-            memo="escrow: cost",
-        )
-        held.append(hold)
-        fee_id = None
-        if p.hold_fee_ucr > 0:
-            fee_id = f"fee:{attempt_id}"
-            fee_hold = tx.ledger.transfer(
-                fee_id,
-                consumer,
-                ledger_account_id(PLATFORM, Purpose.FEES),
-                p.hold_fee_ucr,
-                pending=True,
-                now_ms=now,
-                job_id=job.id,
-                memo="escrow: fee",
-            )
-            held.append(fee_hold)
+        with tx.savepoint():  # both holds or neither: a lone cost hold would stay pending
+            held = _hold(ctx, tx, job, p, attempt_id)
     except InsufficientFunds:
         tx.release_capacity(
             p.offer.id, p.option.accelerator_count, p.option.cpus, p.option.memory_bytes
         )
         return False
+    fee_id = held[1].id if len(held) > 1 else None
     for rec in held:
         log.transfer(ctx, tx, rec)
     body = _contract_body(ctx, job, p, contract_id, attempt_id)
@@ -220,6 +196,28 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
         job.id, {JobState.QUEUED}, state=JobState.MATCHED, attempts=job.attempts + 1, updated_ms=now
     )
     return True
+
+
+def _hold(ctx: Context, tx: Tx, job: JobRec, p: Placement, attempt_id: str) -> list[TransferRec]:
+    """The escrow of a placement: the cost of its time limit, and the fee on it (pending)."""
+    now = ctx.now_ms()
+    consumer = ledger_account_id(job.account_id, Purpose.AVAILABLE)
+    wanted = [(f"hold:{attempt_id}", p.offer.provider_id, Purpose.EARNINGS, p.hold_cost_ucr)]
+    if p.hold_fee_ucr > 0:
+        wanted.append((f"fee:{attempt_id}", PLATFORM, Purpose.FEES, p.hold_fee_ucr))
+    return [
+        tx.ledger.transfer(
+            transfer_id,
+            consumer,
+            ledger_account_id(owner, purpose),
+            amount,
+            pending=True,
+            now_ms=now,
+            job_id=job.id,
+            memo=f"escrow: {'cost' if purpose == Purpose.EARNINGS else 'fee'}",
+        )
+        for transfer_id, owner, purpose, amount in wanted
+    ]
 
 
 def try_match(

@@ -97,6 +97,10 @@ class Tx(Protocol):
         """The ledger of this transaction."""
         ...
 
+    def savepoint(self) -> AbstractContextManager[Any]:
+        """A nested transaction: what runs inside is undone alone if it raises."""
+        ...
+
     def insert_account(self, rec: AccountRec) -> bool:
         """Insert an account; False when the name is taken."""
         ...
