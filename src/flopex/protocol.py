@@ -331,6 +331,11 @@ class UsageReport(Model):
         pattern=r"^[0-9a-f]{64}$",
         description="hex salt of the outputs commitment the signed payload carries",
     )
+    logs_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the log chunks the exchange acknowledged, in sequence order",
+    )
+    logs_salt: str = Field(pattern=r"^[0-9a-f]{64}$", description="salt of the logs commitment")
 
 
 class Complete(Model):

@@ -175,3 +175,49 @@ def test_a_deleted_event_is_caught(server: ServerProc) -> None:
     res = _audit(server, state)
     assert_clean_error(res, "audit.failed")
     assert "do not hash to the signed root" in res.stderr or "no event at index" in res.stderr
+
+
+def test_private_content_edited_in_the_database_is_caught(server: ServerProc) -> None:
+    """What the log only commits to — a job's spec, its logs — and the contract whose hash it
+    holds: each edited behind the exchange's back is caught by the audit of the party who can
+    open it, naming the job or contract; put back, the audit passes again."""
+    alice = _run_jobs(server, count=1)
+    [job] = alice.jobs().jobs
+    contract_id = job.attempts[0].contract_id
+    edits = [
+        ("UPDATE jobs SET spec = replace(spec, 'echo hi', 'echo ho')", "spec other than"),
+        ("UPDATE job_logs SET data = 'forged\n'", "not the ones its node signed"),
+        (
+            "UPDATE contracts SET body = replace(body, '\"fee_bps\":500', '\"fee_bps\":5')",
+            f"contract {contract_id}",
+        ),
+    ]
+    for n, (edit, words) in enumerate(edits):
+        table = edit.split()[1]
+        with sqlite3.connect(_db(server)) as db:
+            saved = db.execute(f"SELECT rowid, * FROM {table}").fetchall()
+            db.execute(edit)
+        res = flopex(
+            "audit", "--state", str(server.root / f"alice-{n}.json"),
+            token=alice.token, server=server, cwd=server.root,
+        )  # fmt: skip
+        assert_clean_error(res, "audit.failed")
+        assert words in res.stderr, res.stderr
+        assert job.id in res.stderr or contract_id in res.stderr
+        with sqlite3.connect(_db(server)) as db:
+            db.execute(f"DELETE FROM {table}")
+            marks = ",".join("?" * len(saved[0]))
+            db.executemany(
+                f"INSERT INTO {table} (rowid, {_cols(db, table)}) VALUES ({marks})", saved
+            )
+    ok = flopex(
+        "audit", "--state", str(server.root / "alice-ok.json"),
+        token=alice.token, server=server, cwd=server.root,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "openings match" in ok.stdout and "1 attempts' logs" in ok.stdout
+    assert "contracts: 1 signed contracts" in ok.stdout
+
+
+def _cols(db: sqlite3.Connection, table: str) -> str:
+    return ",".join(r[1] for r in db.execute(f"PRAGMA table_info({table})"))

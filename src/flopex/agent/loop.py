@@ -7,13 +7,14 @@ Pull only (works behind NAT). SIGTERM drains: no new claims, running attempts ge
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -61,6 +62,7 @@ class Running:
     fenced: bool = False
     released: bool = False
     thread: threading.Thread | None = None
+    logs: Any = field(default_factory=hashlib.sha256)  # of the chunks the exchange acknowledged
 
 
 class Agent:
@@ -173,7 +175,7 @@ class Agent:
         try:
             result = self._run(a, run)
             if not run.fenced and not run.released:
-                self._report(a, result)
+                self._report(a, result, run.logs.hexdigest())
         except (AttemptFenced, NotFound):
             log.info("attempt %s was fenced; dropping its work", a.attempt_id)
         except FlopexError as exc:
@@ -193,9 +195,9 @@ class Agent:
             if run.fenced:
                 return
             try:
-                self.client.post_log(
-                    a.attempt_id, a.lease_epoch, seq, chunk.decode("utf-8", "replace")
-                )
+                text = chunk.decode("utf-8", "replace")
+                self.client.post_log(a.attempt_id, a.lease_epoch, seq, text)
+                run.logs.update(text.encode())  # acknowledged: the signed report commits to it
                 seq += 1
             except AttemptFenced:
                 run.fenced = True
@@ -219,7 +221,7 @@ class Agent:
         )
         return self.runtime.run(request, on_log, run.cancel)
 
-    def _report(self, a: p.Assignment, result: RunResult) -> None:
+    def _report(self, a: p.Assignment, result: RunResult, logs_sha256: str) -> None:
         outputs = []
         if result.outcome.value == UsageOutcome.COMPLETED.value:
             for out in result.outputs:
@@ -234,6 +236,7 @@ class Agent:
             exit_code=result.exit_code,
             outcome=UsageOutcome(result.outcome.value),
             outputs=tuple(outputs),
+            logs_sha256=logs_sha256,
         )
         body = p.Complete(
             report=p.UsageReport.model_validate(report.wire()),

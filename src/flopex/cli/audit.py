@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import platformdirs
 import typer
 
-from flopex.cli.audit_compare import AuditFailed, Compared, check_openings, compare
+from flopex.cli.audit_compare import AuditFailed, Compared, Opened, check_openings, compare
 from flopex.cli.audit_replay import replay_events
 from flopex.cli.output import emit_json, err, friendly, out
 from flopex.cli.settings import client
@@ -155,8 +155,8 @@ def run_audit(
     if replay.exchange_key not in (None, exchange_key):
         raise AuditFailed("the log's genesis names an exchange key other than the log's key")
     done = Compared(new_contracts=_contracts_in(fresh))
-    specs = check_openings(c, fresh, old_size, done) if c.token else {}
-    compare(c, replay, cp.size, specs, exchange_key, done)
+    opened = check_openings(c, fresh, old_size, done) if c.token else Opened()
+    compare(c, replay, cp.size, opened, exchange_key, done)
     _save(
         state_path,
         {
@@ -179,6 +179,7 @@ def run_audit(
         "all_jobs": done.all_jobs,
         "openings_verified": done.openings,
         "specs_compared": done.specs,
+        "logs_compared": done.logs,
         "contracts_verified": done.contracts,
         "state": str(state_path),
     }
@@ -231,7 +232,8 @@ def audit(
     if summary["openings_verified"]:
         out.print(
             f"commitments: {summary['openings_verified']} openings match the log "
-            f"({summary['specs_compared']} job specs as the server shows them)"
+            f"({summary['specs_compared']} job specs and {summary['logs_compared']} attempts' "
+            "logs as the server shows them)"
         )
     if summary["contracts_verified"]:
         out.print(

@@ -16,6 +16,7 @@ from typing import Any
 from flopex.client.http import Client
 from flopex.domain.replay import Replay, ReplayError, Totals, check_opening
 from flopex.domain.signing import canonical_json, load_public_key, sha256_hex, verify
+from flopex.domain.usage import logs_sha256
 from flopex.errors import FlopexError, Forbidden, Unauthorized
 
 PAGE = 1000
@@ -27,6 +28,15 @@ class AuditFailed(FlopexError):
 
 
 @dataclass
+class Opened:
+    """What the caller's openings revealed, to hold the API to: job specs, and per attempt the
+    digest of the logs its node signed for (job id, SHA-256)."""
+
+    specs: dict[str, Any] = field(default_factory=dict)
+    logs: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass
 class Compared:
     """How much the audit compared with the API (-1: not allowed with this token)."""
 
@@ -35,6 +45,7 @@ class Compared:
     all_jobs: bool = False
     openings: int = 0
     specs: int = 0
+    logs: int = 0
     contracts: int = 0
     new_contracts: set[str] = field(default_factory=set)
 
@@ -68,10 +79,9 @@ def _pages(c: Client, *, all_accounts: bool) -> list[Any]:
             return jobs
 
 
-def check_openings(c: Client, fresh: list[str], start: int, done: Compared) -> dict[str, Any]:
-    """Open the caller's commitments among the verified events ``fresh`` (from ``start``);
-    returns the job specs opened, by job id."""
-    specs: dict[str, Any] = {}
+def check_openings(c: Client, fresh: list[str], start: int, done: Compared) -> Opened:
+    """Open the caller's commitments among the verified events ``fresh`` (from ``start``)."""
+    opened = Opened()
     end = start + len(fresh)
     at = start
     while at < end:
@@ -85,14 +95,18 @@ def check_openings(c: Client, fresh: list[str], start: int, done: Compared) -> d
             except ReplayError as exc:
                 raise AuditFailed(str(exc)) from None
             done.openings += 1
-            if event.get("kind") == "job.submitted" and "spec" in opening.fields:
-                specs[str(event.get("job"))] = json.loads(opening.fields["spec"]["content"])
+            fields = opening.fields
+            if event.get("kind") == "job.submitted" and "spec" in fields:
+                opened.specs[str(event.get("job"))] = json.loads(fields["spec"]["content"])
+            if event.get("kind") == "attempt.ended" and "logs" in fields:
+                attempt, job = str(event.get("attempt")), str(event.get("job"))
+                opened.logs[attempt] = (job, fields["logs"]["content"])
         at = page.end
-    return specs
+    return opened
 
 
 def compare(
-    c: Client, r: Replay, size: int, specs: dict[str, Any], exchange_key: str, done: Compared
+    c: Client, r: Replay, size: int, opened: Opened, exchange_key: str, done: Compared
 ) -> None:
     """Compare the API with the replay at ``size`` (see the module docstring)."""
     for _ in range(5):
@@ -111,14 +125,14 @@ def compare(
             _match(ledger, view)
             done.ledger_accounts = len(ledger)
         for job in jobs:
-            _job(c, job, view, specs, exchange_key, done)
+            _job(c, job, view, opened, exchange_key, done)
         done.jobs, done.all_jobs = len(jobs), everyone
         return
     raise AuditFailed("the log kept growing while the exchange was read; audit again")
 
 
 def _job(
-    c: Client, job: Any, view: Replay, specs: dict[str, Any], exchange_key: str, done: Compared
+    c: Client, job: Any, view: Replay, opened: Opened, exchange_key: str, done: Compared
 ) -> None:
     replayed = view.jobs.get(job.id)
     if replayed != job.state:
@@ -126,14 +140,37 @@ def _job(
             f"job {job.id}: the server reports {job.state}, the log's events give "
             f"{replayed or 'no such job'}"
         )
-    if job.id in specs:
-        if specs[job.id] != job.spec:
+    if job.id in opened.specs:
+        if opened.specs[job.id] != job.spec:
             raise AuditFailed(f"job {job.id}: the server shows a spec other than the one logged")
         done.specs += 1
+    signed_logs = {a.id: opened.logs[a.id][1] for a in job.attempts if a.id in opened.logs}
+    if signed_logs:
+        shown = _logs(c, job.id)
+        for attempt_id, digest in signed_logs.items():
+            if logs_sha256(shown.get(attempt_id, [])) != digest:
+                raise AuditFailed(
+                    f"job {job.id}: the logs the server shows for attempt {attempt_id} are not "
+                    "the ones its node signed for"
+                )
+            done.logs += 1
     for attempt in job.attempts:
         if attempt.contract_id in done.new_contracts:
             _contract(c, attempt.contract_id, view, exchange_key)
             done.contracts += 1
+
+
+def _logs(c: Client, job_id: str) -> dict[str, list[tuple[int, str]]]:
+    """Every log chunk the server shows for a job, by attempt: (seq, text)."""
+    by_attempt: dict[str, list[tuple[int, str]]] = {}
+    cursor = 0
+    while True:
+        page = c.logs(job_id, cursor)
+        for chunk in page.chunks:
+            by_attempt.setdefault(chunk.attempt_id, []).append((chunk.seq, chunk.data))
+        if not page.chunks or page.next_cursor == cursor:
+            return by_attempt
+        cursor = page.next_cursor
 
 
 def _contract(c: Client, contract_id: str, view: Replay, exchange_key: str) -> None:
@@ -168,4 +205,4 @@ def _match(rows: list[Any], r: Replay) -> None:
             )
 
 
-__all__ = ["AuditFailed", "Compared", "check_openings", "compare", "tail"]
+__all__ = ["AuditFailed", "Compared", "Opened", "check_openings", "compare", "tail"]

@@ -1,13 +1,15 @@
 """The usage report a node signs when an attempt ends: what ran, how long, what it produced.
 
 The signed payload (``flopex.usage.v2``) holds no private content: the outputs (file names and
-content hashes) enter it as a salted commitment made by the node, so the payload can go into the
+content hashes) and the log stream (the SHA-256 of the chunks the exchange acknowledged, in
+sequence order) enter it as salted commitments made by the node, so the payload can go into the
 public log as it is, and anyone can check the node's signature there; the consumer opens the
-commitment with the salt.
+commitments with the salts and checks them against the outputs and logs the exchange shows.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -16,6 +18,15 @@ from flopex.domain.commitment import commit, new_salt
 from flopex.domain.signing import canonical_json
 
 USAGE_TYPE = "flopex.usage.v2"
+EMPTY_LOGS_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def logs_sha256(chunks: list[tuple[int, str]]) -> str:
+    """The digest a node commits to: SHA-256 of the UTF-8 chunk texts in sequence order."""
+    digest = hashlib.sha256()
+    for _, data in sorted(chunks):
+        digest.update(data.encode())
+    return digest.hexdigest()
 
 
 class Outcome(StrEnum):
@@ -44,6 +55,8 @@ class UsageReport:
     outcome: Outcome
     outputs: tuple[OutputEntry, ...]
     outputs_salt: str = field(default_factory=new_salt)  # hex, chosen by the node
+    logs_sha256: str = EMPTY_LOGS_SHA256  # of the chunks the exchange acknowledged
+    logs_salt: str = field(default_factory=new_salt)
 
     def outputs_json(self) -> bytes:
         """The committed content: canonical JSON of the output list."""
@@ -62,6 +75,7 @@ class UsageReport:
             "exit_code": self.exit_code,
             "outcome": self.outcome.value,
             "outputs_commitment": commit(self.outputs_salt, self.outputs_json()),
+            "logs_commitment": commit(self.logs_salt, self.logs_sha256.encode()),
         }
 
     def wire(self) -> dict[str, Any]:
@@ -78,4 +92,6 @@ class UsageReport:
                 for o in self.outputs
             ],
             "outputs_salt": self.outputs_salt,
+            "logs_sha256": self.logs_sha256,
+            "logs_salt": self.logs_salt,
         }

@@ -81,7 +81,8 @@ def end_attempt(
             "usage": report.payload(),
             "usage_sig": signature,
             "opened": {
-                "outputs": {"salt": report.outputs_salt, "content": report.outputs_json().decode()}
+                "outputs": {"salt": report.outputs_salt, "content": report.outputs_json().decode()},
+                "logs": {"salt": report.logs_salt, "content": report.logs_sha256},
             },
             "party": job.account_id,
         }

@@ -69,6 +69,8 @@ def complete(attempt_id: str, body: Complete, ctx: Ctx, caller: Caller) -> Compl
         outcome=r.outcome,
         outputs=tuple(OutputEntry(o.path, o.sha256, o.size_bytes) for o in r.outputs),
         outputs_salt=r.outputs_salt,
+        logs_sha256=r.logs_sha256,
+        logs_salt=r.logs_salt,
     )
     attempt, job = attempts.complete(ctx, caller, report, body.signature)
     return Completed(attempt=views.attempt(attempt), job_state=job.state)
