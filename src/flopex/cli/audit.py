@@ -35,6 +35,7 @@ from flopex.domain.note import (
 from flopex.domain.replay import Replay, ReplayError
 
 PAGE = 1000
+STATE_FORMAT = 2  # what the saved replay holds; another format is replayed again from zero
 
 
 def _state_path(server: str) -> Path:
@@ -119,35 +120,21 @@ def run_audit(
     except NoteError as exc:
         raise AuditFailed(f"checkpoint: {exc}") from None
     witnessed = _witnessed(note, witness_keys or [], min_witnesses) if witness_keys else 0
-    old_size = int(state.get("size", 0))
-    tree, replay = _tree_from(state), Replay.from_state(state.get("replay", {}))
+    _consistent(c, state, cp.size, cp.root)
+    if state.get("format") == STATE_FORMAT:  # resume where the last audit stopped
+        old_size = int(state.get("size", 0))
+        tree, replay = _tree_from(state), Replay.from_state(state.get("replay", {}))
+    else:  # first audit, or a state an older flopex wrote: replay everything again
+        old_size, tree, replay = 0, merkle.MemoryTree(), Replay()
     replay.events = old_size
-    if cp.size < old_size:
-        raise AuditFailed(f"the log shrank from {old_size} to {cp.size} events")
-    if old_size:
-        old_root = base64.b64decode(state["root"])
-        proof = c.log_consistency(old_size, cp.size)
-        if not merkle.verify_consistency(old_size, cp.size, proof, old_root, cp.root):
-            raise AuditFailed(
-                f"the checkpoint at size {cp.size} is not consistent with the one verified at "
-                f"size {old_size}: history was rewritten or forked"
-            )
-    fresh: list[str] = []
-    while old_size + len(fresh) < cp.size:
-        start = old_size + len(fresh)
-        page = c.log_entries(start, min(cp.size, start + PAGE)).entries
-        if not page:
-            raise AuditFailed(f"the server serves no event at index {start}")
-        for data in page:
-            tree.append(data.encode())
-        fresh += page
+    fresh = _download(c, tree, old_size, cp.size)
     if tree.root() != cp.root:
         raise AuditFailed(
             f"the events [0, {cp.size}) do not hash to the signed root: an event was edited, "
             "added or removed"
         )
     try:
-        replay_events(replay, old_size, fresh[: cp.size - old_size])
+        replay_events(replay, old_size, fresh)
         replay.check_invariants()
     except ReplayError as exc:
         raise AuditFailed(str(exc)) from None
@@ -160,6 +147,7 @@ def run_audit(
     _save(
         state_path,
         {
+            "format": STATE_FORMAT,
             "verifier_key": vkey,
             "size": cp.size,
             "root": base64.b64encode(cp.root).decode(),
@@ -183,6 +171,35 @@ def run_audit(
         "contracts_verified": done.contracts,
         "state": str(state_path),
     }
+
+
+def _consistent(c: Client, state: dict[str, Any], size: int, root: bytes) -> None:
+    """The new checkpoint extends the one the last audit verified (whatever state format)."""
+    old_size = int(state.get("size", 0))
+    if size < old_size:
+        raise AuditFailed(f"the log shrank from {old_size} to {size} events")
+    if old_size:
+        old_root = base64.b64decode(state["root"])
+        proof = c.log_consistency(old_size, size)
+        if not merkle.verify_consistency(old_size, size, proof, old_root, root):
+            raise AuditFailed(
+                f"the checkpoint at size {size} is not consistent with the one verified at "
+                f"size {old_size}: history was rewritten or forked"
+            )
+
+
+def _download(c: Client, tree: merkle.MemoryTree, start: int, size: int) -> list[str]:
+    """Events ``[start, size)``, hashed into ``tree`` as they arrive."""
+    fresh: list[str] = []
+    while start + len(fresh) < size:
+        at = start + len(fresh)
+        page = c.log_entries(at, min(size, at + PAGE)).entries
+        if not page:
+            raise AuditFailed(f"the server serves no event at index {at}")
+        for data in page:
+            tree.append(data.encode())
+        fresh += page
+    return fresh[: size - start]
 
 
 def _contracts_in(fresh: list[str]) -> set[str]:

@@ -249,7 +249,9 @@ def _audit(admin: Client, root: Path) -> bool:
         return False
     out.print(
         f"audit OK: checkpoint {summary['origin']} size {summary['size']} root {summary['root']}; "
-        f"{summary['ledger_accounts_compared']} ledger accounts match the replayed log"
+        f"{summary['ledger_accounts_compared']} ledger accounts, "
+        f"{summary['jobs_compared']} jobs and {summary['contracts_verified']} signed contracts "
+        "match the replayed log (billing checked against the nodes' signed reports)"
     )
     return True
 
