@@ -8,11 +8,15 @@ later replay error, so the first bad event is always the one named).
 
 from __future__ import annotations
 
+import base64
 import json
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from flopex.domain.replay import BAD_SIGNATURE, Replay, ReplayError, signature_ok
+from cryptography.exceptions import InvalidSignature
+
+from flopex.domain.replay import BAD_SIGNATURE, Replay, ReplayError
+from flopex.domain.signing import canonical_json, load_public_key
 
 PAGE = 1000  # events per page: signatures are checked a page at a time, one page behind
 
@@ -23,12 +27,21 @@ class PooledSignatures:
 
     def __init__(self, pool: ThreadPoolExecutor) -> None:
         self.pool = pool
-        self.collected: list[tuple[int, str, Any, str]] = []
+        self.collected: list[tuple[int, Any, bytes, bytes]] = []
         self.running: list[Future[int | None]] = []
+        self.keys: dict[str, Any] = {}  # base64 -> parsed key (a node signs many reports)
 
     def check(self, index: int, public_key_b64: str, payload: Any, signature: str) -> None:
-        """Collect one check for the current page."""
-        self.collected.append((index, public_key_b64, payload, signature))
+        """Collect one check for the current page, parsed here so that the other thread runs
+        little but the verification itself (which releases the GIL)."""
+        key = self.keys.get(public_key_b64)
+        if key is None:
+            key = self.keys[public_key_b64] = load_public_key(public_key_b64)
+        try:
+            raw = base64.b64decode(signature, validate=True)
+        except ValueError:
+            raw = b""
+        self.collected.append((index, key, raw, canonical_json(payload)))
 
     def page_done(self) -> None:
         """Hand the page's checks to the pool."""
@@ -47,9 +60,11 @@ class PooledSignatures:
         return min(bad) if bad else None
 
 
-def _first_bad(checks: list[tuple[int, str, Any, str]]) -> int | None:
-    for index, key, payload, signature in checks:
-        if not signature_ok(key, payload, signature):
+def _first_bad(checks: list[tuple[int, Any, bytes, bytes]]) -> int | None:
+    for index, key, signature, message in checks:
+        try:
+            key.verify(signature, message)
+        except (InvalidSignature, AttributeError, ValueError):  # no key, or a bad signature
             return index
     return None
 

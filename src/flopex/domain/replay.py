@@ -109,7 +109,7 @@ def signature_ok(public_key_b64: str, payload: Any, signature: str) -> bool:
 
 def _int(event: dict[str, Any], key: str, index: int) -> int:
     value = event.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if type(value) is not int or value < 0:  # (type, not isinstance: a bool is no amount)
         raise ReplayError(index, f"{key} must be a non-negative integer, got {value!r}")
     return value
 
@@ -292,7 +292,10 @@ class Replay:
     def _account(self, account_id: object, index: int) -> Totals:
         if not isinstance(account_id, str) or not account_id:
             raise ReplayError(index, "transfer names no ledger account")
-        return self.balances.setdefault(account_id, Totals())
+        totals = self.balances.get(account_id)
+        if totals is None:  # (setdefault would build a Totals on every call)
+            totals = self.balances[account_id] = Totals()
+        return totals
 
     def _transfer(self, index: int, state: str, event: dict[str, Any]) -> None:
         tid = event.get("transfer")
