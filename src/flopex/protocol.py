@@ -209,6 +209,7 @@ class Attempt(Model):
     billed_ms: int | None
     cost_ucr: int | None
     fee_ucr: int | None
+    log_index: int | None = Field(None, description="the contract.signed event that created it")
 
 
 class Job(Model):

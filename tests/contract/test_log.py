@@ -112,6 +112,7 @@ def test_objects_carry_the_index_of_the_event_that_created_them(
         (contract, "contract.signed", "contract"),
         (node, "node.registered", "node"),
         (offer, "offer.created", "offer"),
+        (attempt, "contract.signed", "attempt"),
     ):
         assert rec.log_index is not None, kind
         event = events[rec.log_index]

@@ -130,6 +130,7 @@ def attempt(rec: AttemptRec) -> Attempt:
         billed_ms=rec.billed_ms,
         cost_ucr=rec.cost_ucr,
         fee_ucr=rec.fee_ucr,
+        log_index=rec.log_index,
     )
 
 

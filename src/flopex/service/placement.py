@@ -190,6 +190,7 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
             fee_ucr=None,
             usage=None,
             usage_signature=None,
+            log_index=contract_idx,
         )
     )
     tx.update_job(

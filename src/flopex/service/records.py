@@ -102,6 +102,7 @@ class AttemptRec:
     fee_ucr: int | None
     usage: str | None
     usage_signature: str | None
+    log_index: int | None = None  # the contract.signed event that created it
 
 
 @dataclass(frozen=True)

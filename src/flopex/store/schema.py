@@ -168,6 +168,7 @@ attempts = Table(
     Column("fee_ucr", BigInteger),
     Column("usage", Text),
     Column("usage_signature", String(120)),
+    Column("log_index", BigInteger),
     Index("ix_attempts_node_state", "node_id", "state"),
     Index("ix_attempts_state_lease", "state", "lease_expires_ms"),
 )

@@ -1,4 +1,4 @@
-"""log openings (salts behind commitments); log_index on accounts and transfers
+"""log openings (salts behind commitments); log_index on accounts, transfers and attempts
 
 Revision ID: 0003
 Revises: 0002
@@ -30,9 +30,13 @@ def upgrade() -> None:
     with op.batch_alter_table("transfers") as batch:
         batch.add_column(sa.Column("log_index", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("resolved_log_index", sa.BigInteger(), nullable=True))
+    with op.batch_alter_table("attempts") as batch:
+        batch.add_column(sa.Column("log_index", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("attempts") as batch:
+        batch.drop_column("log_index")
     with op.batch_alter_table("transfers") as batch:
         batch.drop_column("resolved_log_index")
         batch.drop_column("log_index")
