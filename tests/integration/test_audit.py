@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from flopex.client.http import Client
 from flopex.domain.note import ALG_COSIGNATURE_V1, verifier_key
+from flopex.errors import Forbidden, Unauthorized
 from tests.e2e.test_cli import assert_clean_error, flopex
 from tests.integration.procs import ServerProc, running_server, start_agent, wait_for
 
@@ -221,3 +222,31 @@ def test_private_content_edited_in_the_database_is_caught(server: ServerProc) ->
 
 def _cols(db: sqlite3.Connection, table: str) -> str:
     return ",".join(r[1] for r in db.execute(f"PRAGMA table_info({table})"))
+
+
+def test_openings_are_the_partys_own_and_an_auditor_reads_every_account(
+    server: ServerProc,
+) -> None:
+    alice = _run_jobs(server, count=1)
+    bob = _run_jobs(server, count=1, consumer="bob")
+    size = int(server.admin.log_checkpoint().splitlines()[1])
+    made = server.admin.create_account("carol-auditor", ["auditor"])
+    assert made.token
+    carol = server.client(made.token)
+    mine = {o.index for o in alice.log_openings(0, size).openings}
+    bobs = {o.index for o in bob.log_openings(0, size).openings}
+    every = {o.index for o in carol.log_openings(0, size).openings}
+    assert mine and bobs and not mine & bobs  # nobody opens another's commitments
+    assert mine | bobs <= every
+    assert len(carol.jobs(all_accounts=True).jobs) == 2
+    with pytest.raises(Forbidden):
+        alice.jobs(all_accounts=True)
+    with pytest.raises(Unauthorized):
+        server.client(None).log_openings(0, size)
+    res = flopex(
+        "audit", "--state", str(server.root / "carol.json"),
+        token=made.token, server=server, cwd=server.root,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "every account's 2 jobs match" in res.stdout
+    assert "accounts match" in res.stdout  # an auditor compares the whole ledger too
