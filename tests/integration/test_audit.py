@@ -47,10 +47,14 @@ def _run_jobs(server: ServerProc, count: int = 2, consumer: str = "alice") -> Cl
     return c
 
 
-def _audit(server: ServerProc, state: Path) -> subprocess.CompletedProcess[str]:
+def _audit(
+    server: ServerProc, state: Path, token: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``flopex audit`` as a subprocess, with the admin's token unless another is given."""
     return flopex(
-        "audit", "--state", str(state), token=server.admin_token, server=server, cwd=state.parent
-    )
+        "audit", "--state", str(state), token=token or server.admin_token, server=server,
+        cwd=state.parent,
+    )  # fmt: skip
 
 
 def _db(server: ServerProc) -> Path:
@@ -68,10 +72,7 @@ def test_an_honest_exchange_passes_and_the_audit_resumes(server: ServerProc) -> 
     assert again.returncode == 0, again.stderr
     assert "new events" in again.stdout
     # a consumer audits too: its own jobs are compared with the replayed log
-    mine = flopex(
-        "audit", "--state", str(server.root / "bob.json"),
-        token=bob.token, server=server, cwd=server.root,
-    )  # fmt: skip
+    mine = _audit(server, server.root / "bob.json", bob.token)
     assert mine.returncode == 0, mine.stderr
     assert "your 2 jobs match" in mine.stdout
     assert "ledger not compared" in mine.stderr
@@ -156,10 +157,7 @@ def test_a_job_state_edited_in_the_database_is_caught(server: ServerProc) -> Non
     alice = _run_jobs(server)
     with sqlite3.connect(_db(server)) as db:
         db.execute("UPDATE jobs SET state = 'failed' WHERE id = (SELECT min(id) FROM jobs)")
-    res = flopex(
-        "audit", "--state", str(server.root / "alice.json"),
-        token=alice.token, server=server, cwd=server.root,
-    )  # fmt: skip
+    res = _audit(server, server.root / "alice.json", alice.token)
     assert_clean_error(res, "audit.failed")
     assert "the server reports failed, the log's events give succeeded" in res.stderr
 
@@ -198,10 +196,7 @@ def test_private_content_edited_in_the_database_is_caught(server: ServerProc) ->
         with sqlite3.connect(_db(server)) as db:
             saved = db.execute(f"SELECT rowid, * FROM {table}").fetchall()
             db.execute(edit)
-        res = flopex(
-            "audit", "--state", str(server.root / f"alice-{n}.json"),
-            token=alice.token, server=server, cwd=server.root,
-        )  # fmt: skip
+        res = _audit(server, server.root / f"alice-{n}.json", alice.token)
         assert_clean_error(res, "audit.failed")
         assert words in res.stderr, res.stderr
         assert job.id in res.stderr or contract_id in res.stderr
@@ -211,10 +206,7 @@ def test_private_content_edited_in_the_database_is_caught(server: ServerProc) ->
             db.executemany(
                 f"INSERT INTO {table} (rowid, {_cols(db, table)}) VALUES ({marks})", saved
             )
-    ok = flopex(
-        "audit", "--state", str(server.root / "alice-ok.json"),
-        token=alice.token, server=server, cwd=server.root,
-    )  # fmt: skip
+    ok = _audit(server, server.root / "alice-ok.json", alice.token)
     assert ok.returncode == 0, ok.stderr
     assert "openings match" in ok.stdout and "1 attempts' logs" in ok.stdout
     assert "contracts: 1 signed contracts" in ok.stdout
@@ -243,10 +235,7 @@ def test_openings_are_the_partys_own_and_an_auditor_reads_every_account(
         alice.jobs(all_accounts=True)
     with pytest.raises(Unauthorized):
         server.client(None).log_openings(0, size)
-    res = flopex(
-        "audit", "--state", str(server.root / "carol.json"),
-        token=made.token, server=server, cwd=server.root,
-    )  # fmt: skip
+    res = _audit(server, server.root / "carol.json", made.token)
     assert res.returncode == 0, res.stderr
     assert "every account's 2 jobs match" in res.stdout
     assert "accounts match" in res.stdout  # an auditor compares the whole ledger too

@@ -58,39 +58,39 @@ class UsageReport:
     logs_sha256: str = EMPTY_LOGS_SHA256  # of the chunks the exchange acknowledged
     logs_salt: str = field(default_factory=new_salt)
 
+    def _outputs(self) -> list[dict[str, Any]]:
+        return [
+            {"path": o.path, "sha256": o.sha256, "size_bytes": o.size_bytes} for o in self.outputs
+        ]
+
+    def _facts(self) -> dict[str, Any]:
+        return {
+            "attempt_id": self.attempt_id,
+            "lease_epoch": self.lease_epoch,
+            "node_id": self.node_id,
+            "duration_ms": self.duration_ms,
+            "exit_code": self.exit_code,
+            "outcome": self.outcome.value,
+        }
+
     def outputs_json(self) -> bytes:
         """The committed content: canonical JSON of the output list."""
-        return canonical_json(
-            [{"path": o.path, "sha256": o.sha256, "size_bytes": o.size_bytes} for o in self.outputs]
-        )
+        return canonical_json(self._outputs())
 
     def payload(self) -> dict[str, Any]:
         """The JSON object that is signed (and logged): no private content, only commitments."""
         return {
             "type": USAGE_TYPE,
-            "attempt_id": self.attempt_id,
-            "lease_epoch": self.lease_epoch,
-            "node_id": self.node_id,
-            "duration_ms": self.duration_ms,
-            "exit_code": self.exit_code,
-            "outcome": self.outcome.value,
+            **self._facts(),
             "outputs_commitment": commit(self.outputs_salt, self.outputs_json()),
             "logs_commitment": commit(self.logs_salt, self.logs_sha256.encode()),
         }
 
     def wire(self) -> dict[str, Any]:
-        """The fields sent to the exchange: the report with its outputs and their salt."""
+        """The fields sent to the exchange: the report with its outputs and their salts."""
         return {
-            "attempt_id": self.attempt_id,
-            "lease_epoch": self.lease_epoch,
-            "node_id": self.node_id,
-            "duration_ms": self.duration_ms,
-            "exit_code": self.exit_code,
-            "outcome": self.outcome.value,
-            "outputs": [
-                {"path": o.path, "sha256": o.sha256, "size_bytes": o.size_bytes}
-                for o in self.outputs
-            ],
+            **self._facts(),
+            "outputs": self._outputs(),
             "outputs_salt": self.outputs_salt,
             "logs_sha256": self.logs_sha256,
             "logs_salt": self.logs_salt,
