@@ -1,9 +1,15 @@
 import ast, sys
-def protocol(path, clsname, newname, attrs=""):
-    src = open(path).read()
-    tree = ast.parse(src)
+def protocol(path, clsname, newname, attrs="", mixins=()):
     out = [f"class {newname}(Protocol):", f'    """Port implemented by ``{clsname}`` in ``flopex.store``."""', ""]
     if attrs: out.append(attrs)
+    for src_path, name in ((path, clsname), *mixins):
+        out += _methods(src_path, name)
+    return "\n".join(out)
+
+
+def _methods(path, clsname):
+    out = []
+    tree = ast.parse(open(path).read())
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == clsname:
             for fn in node.body:
@@ -11,7 +17,7 @@ def protocol(path, clsname, newname, attrs=""):
                     fn2 = ast.FunctionDef(name=fn.name, args=fn.args, body=([fn.body[0]] if isinstance(fn.body[0], ast.Expr) else []) + [ast.Expr(ast.Constant(...))], decorator_list=[], returns=fn.returns, lineno=1, type_comment=None)
                     out.append("    " + ast.unparse(fn2).replace("\n", "\n    "))
                     out.append("")
-    return "\n".join(out)
+    return out
 hdr = '''"""Ports of the service layer: what it needs from storage and blobs, as Protocols.
 
 ``flopex.store`` implements them with SQLAlchemy Core; the protocols are kept in step with it
@@ -42,7 +48,7 @@ from flopex.service.records import (
 
 '''
 print(hdr + protocol("src/flopex/store/sql_ledger.py", "SqlLedger", "LedgerPort") + "\n\n" +
-      protocol("src/flopex/store/sql.py", "SqlTx", "Tx", "    @property\n    def ledger(self) -> LedgerPort:\n        \"\"\"The ledger of this transaction.\"\"\"\n        ...\n") + '''
+      protocol("src/flopex/store/sql.py", "SqlTx", "Tx", "    @property\n    def ledger(self) -> LedgerPort:\n        \"\"\"The ledger of this transaction.\"\"\"\n        ...\n", mixins=[("src/flopex/store/sql_log.py", "SqlLog")]) + '''
 
 class Store(Protocol):
     """Transactions over the exchange's state."""

@@ -279,6 +279,14 @@ class Tx(Protocol):
         """Whether ``account_id`` owns (may read) a blob."""
         ...
 
+    def get_idem(self, account_id: str, key: str) -> IdemRec | None:
+        """What an Idempotency-Key created before."""
+        ...
+
+    def put_idem(self, account_id: str, key: str, rec: IdemRec, now_ms: int) -> None:
+        """Remember what an Idempotency-Key created (same transaction as the creation)."""
+        ...
+
     def append_log(self, data: str, now_ms: int) -> int:
         """Append an event; the index is the next free one (writers are serialised)."""
         ...
@@ -333,14 +341,6 @@ class Tx(Protocol):
 
     def newest_cosigned(self, witnesses: int) -> int | None:
         """The largest size with at least ``witnesses`` cosignatures."""
-        ...
-
-    def get_idem(self, account_id: str, key: str) -> IdemRec | None:
-        """What an Idempotency-Key created before."""
-        ...
-
-    def put_idem(self, account_id: str, key: str, rec: IdemRec, now_ms: int) -> None:
-        """Remember what an Idempotency-Key created (same transaction as the creation)."""
         ...
 
 
