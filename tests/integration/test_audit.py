@@ -239,3 +239,22 @@ def test_openings_are_the_partys_own_and_an_auditor_reads_every_account(
     assert res.returncode == 0, res.stderr
     assert "every account's 2 jobs match" in res.stdout
     assert "accounts match" in res.stdout  # an auditor compares the whole ledger too
+
+
+def test_a_withheld_opening_or_a_wrong_log_index_is_caught(server: ServerProc) -> None:
+    alice = _run_jobs(server, count=1)
+    [job] = alice.jobs().jobs
+    with sqlite3.connect(_db(server)) as db:
+        db.execute("UPDATE jobs SET log_index = log_index + 1")
+    res = _audit(server, server.root / "a1.json", alice.token)
+    assert_clean_error(res, "audit.failed")
+    assert f"job {job.id}: the server says event" in res.stderr
+    with sqlite3.connect(_db(server)) as db:
+        db.execute("UPDATE jobs SET log_index = log_index - 1")
+        db.execute(
+            "DELETE FROM log_openings WHERE fields LIKE '%\"spec\"%' AND account_id = ?",
+            (alice.me().account.id,),
+        )
+    res = _audit(server, server.root / "a2.json", alice.token)
+    assert_clean_error(res, "audit.failed")
+    assert "withholds the opening of its spec" in res.stderr

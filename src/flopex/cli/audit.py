@@ -19,7 +19,14 @@ from typing import Annotated, Any
 import platformdirs
 import typer
 
-from flopex.cli.audit_compare import AuditFailed, Compared, Opened, check_openings, compare
+from flopex.cli.audit_compare import (
+    AuditFailed,
+    Compared,
+    Opened,
+    check_openings,
+    compare,
+    scan,
+)
 from flopex.cli.audit_replay import replay_events
 from flopex.cli.output import emit_json, err, friendly, out
 from flopex.cli.settings import client
@@ -141,9 +148,9 @@ def run_audit(
     exchange_key = base64.b64encode(verifier.public_key).decode()
     if replay.exchange_key not in (None, exchange_key):
         raise AuditFailed("the log's genesis names an exchange key other than the log's key")
-    done = Compared(new_contracts=_contracts_in(fresh))
+    done = Compared()
     opened = check_openings(c, fresh, old_size, done) if c.token else Opened()
-    compare(c, replay, cp.size, opened, exchange_key, done)
+    compare(c, replay, cp.size, (scan(fresh, old_size), opened), exchange_key, done)
     _save(
         state_path,
         {
@@ -200,17 +207,6 @@ def _download(c: Client, tree: merkle.MemoryTree, start: int, size: int) -> list
             tree.append(data.encode())
         fresh += page
     return fresh[: size - start]
-
-
-def _contracts_in(fresh: list[str]) -> set[str]:
-    """Ids of the contracts signed among ``fresh`` events."""
-    found = set()
-    for data in fresh:
-        if '"contract.signed"' in data:
-            event = json.loads(data)
-            if event.get("kind") == "contract.signed":
-                found.add(str(event.get("contract")))
-    return found
 
 
 @friendly

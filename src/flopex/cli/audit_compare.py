@@ -37,6 +37,32 @@ class Opened:
 
 
 @dataclass
+class Fresh:
+    """What the events verified in this audit created: contracts, jobs (by the index of their
+    ``job.submitted``) and attempts ended with a node-signed report."""
+
+    contracts: set[str] = field(default_factory=set)
+    submitted: dict[str, int] = field(default_factory=dict)
+    signed_attempts: set[str] = field(default_factory=set)
+
+
+def scan(fresh: list[str], start: int) -> Fresh:
+    """One pass over the verified events (only those the audit must hold the API to)."""
+    found = Fresh()
+    for offset, data in enumerate(fresh):
+        if '"contract.signed"' in data or '"job.submitted"' in data or '"usage"' in data:
+            event = json.loads(data)
+            kind = event.get("kind")
+            if kind == "contract.signed":
+                found.contracts.add(str(event.get("contract")))
+            elif kind == "job.submitted":
+                found.submitted[str(event.get("job"))] = start + offset
+            elif kind == "attempt.ended" and "usage" in event:
+                found.signed_attempts.add(str(event.get("attempt")))
+    return found
+
+
+@dataclass
 class Compared:
     """How much the audit compared with the API (-1: not allowed with this token)."""
 
@@ -47,7 +73,6 @@ class Compared:
     specs: int = 0
     logs: int = 0
     contracts: int = 0
-    new_contracts: set[str] = field(default_factory=set)
 
 
 def tail(c: Client, start: int) -> list[str]:
@@ -106,7 +131,12 @@ def check_openings(c: Client, fresh: list[str], start: int, done: Compared) -> O
 
 
 def compare(
-    c: Client, r: Replay, size: int, opened: Opened, exchange_key: str, done: Compared
+    c: Client,
+    r: Replay,
+    size: int,
+    seen: tuple[Fresh, Opened],
+    exchange_key: str,
+    done: Compared,
 ) -> None:
     """Compare the API with the replay at ``size`` (see the module docstring)."""
     for _ in range(5):
@@ -125,21 +155,28 @@ def compare(
             _match(ledger, view)
             done.ledger_accounts = len(ledger)
         for job in jobs:
-            _job(c, job, view, opened, exchange_key, done)
+            _job(c, job, view, seen, exchange_key, done)
         done.jobs, done.all_jobs = len(jobs), everyone
         return
     raise AuditFailed("the log kept growing while the exchange was read; audit again")
 
 
 def _job(
-    c: Client, job: Any, view: Replay, opened: Opened, exchange_key: str, done: Compared
+    c: Client,
+    job: Any,
+    view: Replay,
+    seen: tuple[Fresh, Opened],
+    exchange_key: str,
+    done: Compared,
 ) -> None:
+    fresh, opened = seen
     replayed = view.jobs.get(job.id)
     if replayed != job.state:
         raise AuditFailed(
             f"job {job.id}: the server reports {job.state}, the log's events give "
             f"{replayed or 'no such job'}"
         )
+    _withheld(job, fresh, opened)
     if job.id in opened.specs:
         if opened.specs[job.id] != job.spec:
             raise AuditFailed(f"job {job.id}: the server shows a spec other than the one logged")
@@ -155,9 +192,29 @@ def _job(
                 )
             done.logs += 1
     for attempt in job.attempts:
-        if attempt.contract_id in done.new_contracts:
+        if attempt.contract_id in fresh.contracts:
             _contract(c, attempt.contract_id, view, exchange_key)
             done.contracts += 1
+
+
+def _withheld(job: Any, fresh: Fresh, opened: Opened) -> None:
+    """A job this audit saw created must point at its event and have its spec opened, and each
+    of its node-signed endings its logs opened: a server cannot dodge a comparison by hiding the
+    opening."""
+    index = fresh.submitted.get(job.id)
+    if index is not None:
+        if job.log_index != index:
+            raise AuditFailed(
+                f"job {job.id}: the server says event {job.log_index} created it, the log has "
+                f"its job.submitted at {index}"
+            )
+        if job.id not in opened.specs:
+            raise AuditFailed(f"job {job.id}: the server withholds the opening of its spec")
+    for attempt in job.attempts:
+        if attempt.id in fresh.signed_attempts and attempt.id not in opened.logs:
+            raise AuditFailed(
+                f"job {job.id}: the server withholds the opening of attempt {attempt.id}'s logs"
+            )
 
 
 def _logs(c: Client, job_id: str) -> dict[str, list[tuple[int, str]]]:
@@ -205,4 +262,13 @@ def _match(rows: list[Any], r: Replay) -> None:
             )
 
 
-__all__ = ["AuditFailed", "Compared", "Opened", "check_openings", "compare", "tail"]
+__all__ = [
+    "AuditFailed",
+    "Compared",
+    "Fresh",
+    "Opened",
+    "check_openings",
+    "compare",
+    "scan",
+    "tail",
+]
