@@ -258,3 +258,18 @@ def test_a_withheld_opening_or_a_wrong_log_index_is_caught(server: ServerProc) -
     res = _audit(server, server.root / "a2.json", alice.token)
     assert_clean_error(res, "audit.failed")
     assert "withholds the opening of its spec" in res.stderr
+
+
+def test_an_exchange_on_postgresql_with_two_workers_passes_the_audit(
+    tmp_path: Path, own_pg_url: str
+) -> None:
+    """Openings, node-signed reports, contracts and logs verify the same over PostgreSQL, with
+    two server processes writing (one sequences the log and signs checkpoints)."""
+    with running_server(tmp_path, own_pg_url, workers=2) as pg:
+        alice = _run_jobs(pg, count=3)
+        mine = _audit(pg, tmp_path / "alice.json", alice.token)
+        assert mine.returncode == 0, mine.stderr
+        assert "your 3 jobs match" in mine.stdout and "3 attempts' logs" in mine.stdout
+        everything = _audit(pg, tmp_path / "admin.json")
+        assert everything.returncode == 0, everything.stderr
+        assert "accounts match" in everything.stdout
