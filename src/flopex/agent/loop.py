@@ -194,16 +194,22 @@ class Agent:
             nonlocal seq
             if run.fenced:
                 return
-            try:
-                text = chunk.decode("utf-8", "replace")
-                self.client.post_log(a.attempt_id, a.lease_epoch, seq, text)
-                run.logs.update(text.encode())  # acknowledged: the signed report commits to it
-                seq += 1
-            except AttemptFenced:
-                run.fenced = True
-                run.cancel.set()
-            except FlopexError as exc:
-                log.warning("log chunk lost: %s", exc.message)
+            text = chunk.decode("utf-8", "replace")
+            for attempt in range(LOG_CHUNK_TRIES):  # same seq each time: the server dedupes
+                try:
+                    self.client.post_log(a.attempt_id, a.lease_epoch, seq, text)
+                    run.logs.update(text.encode())  # acknowledged: the report commits to it
+                    break
+                except AttemptFenced:
+                    run.fenced = True
+                    run.cancel.set()
+                    return
+                except FlopexError as exc:
+                    if attempt + 1 == LOG_CHUNK_TRIES:
+                        log.warning("log chunk %d lost: %s", seq, exc.message)
+                    else:
+                        time.sleep(0.2 * (attempt + 1))
+            seq += 1  # a lost chunk keeps its number: the next one never collides with it
 
         request = RunRequest(
             attempt_id=a.attempt_id,
@@ -270,6 +276,9 @@ class Agent:
         for run in left:
             if run.thread is not None:
                 run.thread.join(timeout=5)
+
+
+LOG_CHUNK_TRIES = 3
 
 
 def _until_reachable(call: Callable[[], T]) -> T:
