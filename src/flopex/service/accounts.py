@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 from flopex.domain.ids import new_id
@@ -196,10 +196,10 @@ def mint(
             pending=False,
             now_ms=ctx.now_ms(),
             memo="mint",
+            log_index=tx.next_log_index(),
         )
         if replay is None:
-            index = log.transfer(ctx, tx, done)
-            done = replace(done, log_index=index, resolved_log_index=index)
+            log.transfer(ctx, tx, done)
         return done
 
 

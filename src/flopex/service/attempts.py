@@ -169,6 +169,7 @@ def complete(
             epoch=report.lease_epoch,
             exit_code=report.exit_code,
             signed=(report, signature),
+            job=job,
         )
         if not ended:
             raise AttemptFenced(f"attempt {attempt.id} ended meanwhile")

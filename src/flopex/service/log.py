@@ -310,10 +310,10 @@ def transfer(ctx: Context, tx: Tx, rec: TransferRec) -> int:
         posted_ucr=rec.posted_amount,
         job=rec.job_id,
     )
-    if rec.kind == "single":  # created and resolved by one event
-        tx.ledger.note_log_index(rec.id, created=index, resolved=index)
-    elif rec.state == "pending":
-        tx.ledger.note_log_index(rec.id, created=index)
-    else:
-        tx.ledger.note_log_index(rec.id, resolved=index)
+    created = index if rec.kind == "single" or rec.state == "pending" else None
+    resolved = index if rec.state != "pending" else None
+    if (created is not None and rec.log_index != created) or (
+        resolved is not None and rec.resolved_log_index != resolved
+    ):  # the ledger wrote the row before anyone knew the event's index
+        tx.ledger.note_log_index(rec.id, created=created, resolved=resolved)
     return index

@@ -202,6 +202,7 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
 def _hold(ctx: Context, tx: Tx, job: JobRec, p: Placement, attempt_id: str) -> list[TransferRec]:
     """The escrow of a placement: the cost of its time limit, and the fee on it (pending)."""
     now = ctx.now_ms()
+    first_event = tx.next_log_index()  # they are logged next, in this order (see _bind)
     consumer = ledger_account_id(job.account_id, Purpose.AVAILABLE)
     wanted = [(f"hold:{attempt_id}", p.offer.provider_id, Purpose.EARNINGS, p.hold_cost_ucr)]
     if p.hold_fee_ucr > 0:
@@ -216,8 +217,10 @@ def _hold(ctx: Context, tx: Tx, job: JobRec, p: Placement, attempt_id: str) -> l
             now_ms=now,
             job_id=job.id,
             memo=f"escrow: {'cost' if purpose == Purpose.EARNINGS else 'fee'}",
+            log_index=first_event + n,
+            fresh=True,  # the attempt id in it was minted just now
         )
-        for transfer_id, owner, purpose, amount in wanted
+        for n, (transfer_id, owner, purpose, amount) in enumerate(wanted)
     ]
 
 

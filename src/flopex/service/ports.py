@@ -48,8 +48,12 @@ class LedgerPort(Protocol):
         now_ms: int,
         job_id: str | None = None,
         memo: str = "",
+        log_index: int | None = None,
+        fresh: bool = False,
     ) -> TransferRec:
-        """A single-phase or pending transfer, idempotent by id."""
+        """A single-phase or pending transfer, idempotent by id (``fresh``: the caller just
+        minted the id, so there is nothing to look up). ``log_index``: the event that will log
+        it, if the caller knows it already (it saves an UPDATE later)."""
         ...
 
     def resolve(
@@ -59,8 +63,10 @@ class LedgerPort(Protocol):
         *,
         now_ms: int,
         known: TransferRec | None = None,
+        log_index: int | None = None,
     ) -> TransferRec:
-        """Post ``post_amount`` of a pending transfer (the rest released), or void it (None).
+        """Post ``post_amount`` of a pending transfer (the rest released), or void it (None);
+        ``log_index``: the event that will log the resolution, if known already.
 
         ``known``: the transfer as the caller just read it in this transaction (saves a read);
         the conditional UPDATE below still refuses it if it is no longer pending."""
@@ -293,6 +299,10 @@ class Tx(Protocol):
 
     def append_logs(self, datas: list[str], now_ms: int) -> int:
         """Append events in one statement; returns the index of the first."""
+        ...
+
+    def next_log_index(self) -> int:
+        """The index the next appended event will get (writers are serialised)."""
         ...
 
     def log_size(self) -> int:

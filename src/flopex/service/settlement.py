@@ -11,7 +11,7 @@ from flopex.domain.usage import UsageReport
 from flopex.service import log
 from flopex.service.context import Context
 from flopex.service.ports import Tx
-from flopex.service.records import AttemptRec
+from flopex.service.records import AttemptRec, JobRec
 
 
 def end_attempt(
@@ -23,13 +23,15 @@ def end_attempt(
     billed_ms: int,
     epoch: int | None,
     signed: tuple[UsageReport, str] | None = None,
+    job: JobRec | None = None,
     **extra: Any,
 ) -> bool:
     """Close ``attempt`` with ``reason``: post used time or void the hold, free the capacity and
     move the job on. False (and nothing changed) if the attempt was already closed or fenced.
 
     ``signed``: the node's usage report and signature, logged as they are so that anyone can
-    check the node signed what it was paid for."""
+    check the node signed what it was paid for. ``job``: the attempt's job as the caller just
+    read it in this transaction (saves a read)."""
     now = ctx.now_ms()
     if signed is not None:
         extra |= {"usage": json.dumps(signed[0].payload(), sort_keys=True)}
@@ -47,18 +49,26 @@ def end_attempt(
     if reason in CONSUMER_PAYS and billed_ms > 0:
         cost = min(money.cost_ucr(billed_ms, attempt.hourly_ucr), hold.amount)
         fee = money.fee_ucr(cost, ctx.rules.fee_bps)
-    resolved = tx.ledger.resolve(attempt.hold_cost_id, cost or None, now_ms=now, known=hold)
+    resolved = tx.ledger.resolve(
+        attempt.hold_cost_id, cost or None, now_ms=now, known=hold, log_index=tx.next_log_index()
+    )
     log.transfer(ctx, tx, resolved)
     if attempt.hold_fee_id is not None:
         fee_hold = tx.ledger.get_transfer(attempt.hold_fee_id)
         assert fee_hold is not None
         fee = min(fee, fee_hold.amount)
-        resolved = tx.ledger.resolve(attempt.hold_fee_id, fee or None, now_ms=now, known=fee_hold)
+        resolved = tx.ledger.resolve(
+            attempt.hold_fee_id,
+            fee or None,
+            now_ms=now,
+            known=fee_hold,
+            log_index=tx.next_log_index(),
+        )
         log.transfer(ctx, tx, resolved)
     else:
         fee = 0
     tx.update_attempt_money(attempt.id, billed_ms=billed_ms, cost_ucr=cost, fee_ucr=fee)
-    job = tx.get_job(attempt.job_id)
+    job = job if job is not None and job.id == attempt.job_id else tx.get_job(attempt.job_id)
     assert job is not None
     job_reason = reason  # the attempt keeps the reason it was billed by
     if attempt.cancel_requested and reason not in (Reason.COMPLETED, Reason.JOB_ERROR):

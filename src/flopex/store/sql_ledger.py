@@ -110,9 +110,13 @@ class SqlLedger:
         now_ms: int,
         job_id: str | None = None,
         memo: str = "",
+        log_index: int | None = None,
+        fresh: bool = False,
     ) -> TransferRec:
-        """A single-phase or pending transfer, idempotent by id."""
-        existing = self.get_transfer(transfer_id)
+        """A single-phase or pending transfer, idempotent by id (``fresh``: the caller just
+        minted the id, so there is nothing to look up). ``log_index``: the event that will log
+        it, if the caller knows it already (it saves an UPDATE later)."""
+        existing = None if fresh else self.get_transfer(transfer_id)
         if existing is not None:
             rules.check_same(_as_domain(existing), debit_id, credit_id, amount)
             return existing
@@ -136,6 +140,8 @@ class SqlLedger:
             "memo": memo,
             "created_ms": now_ms,
             "resolved_ms": None if pending else now_ms,
+            "log_index": log_index,
+            "resolved_log_index": None if pending else log_index,
         }
         self.conn.execute(inserter(transfers), values)
         return TransferRec(**values)  # type: ignore[arg-type]
@@ -147,8 +153,10 @@ class SqlLedger:
         *,
         now_ms: int,
         known: TransferRec | None = None,
+        log_index: int | None = None,
     ) -> TransferRec:
-        """Post ``post_amount`` of a pending transfer (the rest released), or void it (None).
+        """Post ``post_amount`` of a pending transfer (the rest released), or void it (None);
+        ``log_index``: the event that will log the resolution, if known already.
 
         ``known``: the transfer as the caller just read it in this transaction (saves a read);
         the conditional UPDATE below still refuses it if it is no longer pending."""
@@ -175,6 +183,7 @@ class SqlLedger:
                 "state": resolved.state.value,
                 "posted_amount": resolved.posted_amount,
                 "resolved_ms": now_ms,
+                "resolved_log_index": log_index,
             },
             {"id": transfer_id, "state": TransferState.PENDING.value},
         )
@@ -187,6 +196,7 @@ class SqlLedger:
             state=resolved.state.value,
             posted_amount=resolved.posted_amount,
             resolved_ms=now_ms,
+            resolved_log_index=log_index,
         )
 
     def note_log_index(

@@ -50,6 +50,12 @@ class SqlLog:
         self._next_log_idx = first + len(rows)
         return first
 
+    def next_log_index(self) -> int:
+        """The index the next appended event will get (writers are serialised)."""
+        if self._next_log_idx is None:
+            self._next_log_idx = self.log_size()
+        return self._next_log_idx
+
     def log_size(self) -> int:
         """How many events the log holds."""
         top = self.conn.execute(_LOG_MAX).scalar()
