@@ -36,6 +36,7 @@ from flopex.service.records import (
     AccountRec,
     AttemptRec,
     ContractRec,
+    Hold,
     IdemRec,
     JobRec,
     LogRec,

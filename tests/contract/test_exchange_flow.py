@@ -338,17 +338,23 @@ def test_a_revoked_token_is_refused_at_once(ctx: Context) -> None:
 
 
 def test_a_hold_that_fails_half_way_leaves_nothing_pending(ctx: Context) -> None:
-    """Placement holds cost and fee inside one savepoint: if the second hold cannot be made,
-    the first is undone with it, so no pending transfer outlives its placement."""
+    """Placement makes cost and fee holds in one ledger call: if the second cannot be made,
+    nothing is written, so no pending transfer outlives its placement."""
     from flopex.domain.ledger import PLATFORM, ledger_account_id
+    from flopex.service.records import Hold
 
     alice = b.account(ctx, "alice", "consumer", credits=1)
     mine = ledger_account_id(alice.id, Purpose.AVAILABLE)
     fees = ledger_account_id(PLATFORM, Purpose.FEES)
+    holds = [
+        Hold("h1", mine, fees, CREDIT // 2, None, "a"),
+        Hold("h2", mine, fees, CREDIT, None, "b"),
+    ]
     with ctx.store.write() as tx:
-        with pytest.raises(InsufficientFunds), tx.savepoint():
-            tx.ledger.transfer("h1", mine, fees, CREDIT // 2, pending=True, now_ms=1)
-            tx.ledger.transfer("h2", mine, fees, CREDIT, pending=True, now_ms=1)  # too much
-        assert tx.ledger.get_transfer("h1") is None
-    assert accounts.balances(ctx, alice)[Purpose.AVAILABLE].available == CREDIT
+        with pytest.raises(InsufficientFunds):
+            tx.ledger.hold_many(holds, now_ms=1)  # together they overdraw
+        assert tx.ledger.transfers_by_id(["h1", "h2"]) == {}
+        made = tx.ledger.hold_many(holds[:1], now_ms=1)
+        assert [t.state for t in made] == ["pending"]
+    assert accounts.balances(ctx, alice)[Purpose.AVAILABLE].available == CREDIT // 2
     b.assert_money_conserved(ctx)

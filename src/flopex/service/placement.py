@@ -16,7 +16,7 @@ from flopex.errors import InsufficientFunds
 from flopex.service import log
 from flopex.service.context import Context
 from flopex.service.ports import Tx
-from flopex.service.records import AttemptRec, ContractRec, JobRec, OfferRec, TransferRec
+from flopex.service.records import AttemptRec, ContractRec, Hold, JobRec, OfferRec, TransferRec
 
 QUEUE_SCAN_LIMIT = 200
 
@@ -117,8 +117,7 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
     now = ctx.now_ms()
     attempt_id, contract_id = new_id("att"), new_id("ctr")
     try:
-        with tx.savepoint():  # both holds or neither: a lone cost hold would stay pending
-            held = _hold(ctx, tx, job, p, attempt_id)
+        held = _hold(ctx, tx, job, p, attempt_id)  # both holds or neither
     except InsufficientFunds:
         tx.release_capacity(
             p.offer.id, p.option.accelerator_count, p.option.cpus, p.option.memory_bytes
@@ -200,28 +199,26 @@ def _bind(ctx: Context, tx: Tx, job: JobRec, p: Placement) -> bool:
 
 
 def _hold(ctx: Context, tx: Tx, job: JobRec, p: Placement, attempt_id: str) -> list[TransferRec]:
-    """The escrow of a placement: the cost of its time limit, and the fee on it (pending)."""
-    now = ctx.now_ms()
-    first_event = tx.next_log_index()  # they are logged next, in this order (see _bind)
+    """The escrow of a placement, all or nothing: the cost of its time limit, and the fee on it
+    (pending transfers, logged next in this order, see :func:`_bind`)."""
+    first_event = tx.next_log_index()
     consumer = ledger_account_id(job.account_id, Purpose.AVAILABLE)
     wanted = [(f"hold:{attempt_id}", p.offer.provider_id, Purpose.EARNINGS, p.hold_cost_ucr)]
     if p.hold_fee_ucr > 0:
         wanted.append((f"fee:{attempt_id}", PLATFORM, Purpose.FEES, p.hold_fee_ucr))
-    return [
-        tx.ledger.transfer(
-            transfer_id,
-            consumer,
-            ledger_account_id(owner, purpose),
-            amount,
-            pending=True,
-            now_ms=now,
+    holds = [
+        Hold(
+            id=transfer_id,
+            debit_id=consumer,
+            credit_id=ledger_account_id(owner, purpose),
+            amount=amount,
             job_id=job.id,
             memo=f"escrow: {'cost' if purpose == Purpose.EARNINGS else 'fee'}",
             log_index=first_event + n,
-            fresh=True,  # the attempt id in it was minted just now
         )
         for n, (transfer_id, owner, purpose, amount) in enumerate(wanted)
     ]
+    return tx.ledger.hold_many(holds, now_ms=ctx.now_ms())
 
 
 def try_match(

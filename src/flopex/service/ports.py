@@ -16,6 +16,7 @@ from flopex.service.records import (
     AccountRec,
     AttemptRec,
     ContractRec,
+    Hold,
     IdemRec,
     JobRec,
     LogRec,
@@ -72,6 +73,24 @@ class LedgerPort(Protocol):
         the conditional UPDATE below still refuses it if it is no longer pending."""
         ...
 
+    def hold_many(self, holds: list[Hold], *, now_ms: int) -> list[TransferRec]:
+        """Several pending transfers with freshly minted ids, all or none: the rules run on the
+        locked totals in memory first (InsufficientFunds before anything is written), then each
+        account is written once and the transfers inserted in one statement."""
+        ...
+
+    def resolve_many(
+        self, items: list[tuple[TransferRec, int | None, int | None]], *, now_ms: int
+    ) -> list[TransferRec]:
+        """Resolve pending transfers the caller just read in this transaction: (transfer, amount
+        to post or None to void, log index of the event that will log it). Each account is
+        locked and written once; a transfer no longer pending is refused, as in :meth:`resolve`."""
+        ...
+
+    def transfers_by_id(self, transfer_ids: list[str]) -> dict[str, TransferRec]:
+        """Several transfers in one read."""
+        ...
+
     def note_log_index(
         self, transfer_id: str, *, created: int | None = None, resolved: int | None = None
     ) -> None:
@@ -101,10 +120,6 @@ class Tx(Protocol):
     @property
     def ledger(self) -> LedgerPort:
         """The ledger of this transaction."""
-        ...
-
-    def savepoint(self) -> AbstractContextManager[Any]:
-        """A nested transaction: what runs inside is undone alone if it raises."""
         ...
 
     def insert_account(self, rec: AccountRec) -> bool:

@@ -137,6 +137,36 @@ class TransferRec:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """A pending transfer to make (escrow), with the log event that will log it."""
+
+    id: str
+    debit_id: str
+    credit_id: str
+    amount: int
+    job_id: str | None
+    memo: str
+    log_index: int | None = None
+
+    def record(self, now_ms: int) -> TransferRec:
+        """The transfer row it becomes."""
+        return TransferRec(
+            id=self.id,
+            debit_account_id=self.debit_id,
+            credit_account_id=self.credit_id,
+            amount=self.amount,
+            posted_amount=0,
+            kind="pending",
+            state="pending",
+            job_id=self.job_id,
+            memo=self.memo,
+            created_ms=now_ms,
+            resolved_ms=None,
+            log_index=self.log_index,
+        )
+
+
+@dataclass(frozen=True)
 class LogRec:
     id: int
     job_id: str

@@ -11,7 +11,7 @@ from flopex.domain.usage import UsageReport
 from flopex.service import log
 from flopex.service.context import Context
 from flopex.service.ports import Tx
-from flopex.service.records import AttemptRec, JobRec
+from flopex.service.records import AttemptRec, JobRec, TransferRec
 
 
 def end_attempt(
@@ -43,30 +43,7 @@ def end_attempt(
     # Lock order offers -> ledger, as placement takes them, so that concurrent placements and
     # settlements on PostgreSQL do not deadlock.
     tx.release_capacity(attempt.offer_id, attempt.devices, attempt.cpus, attempt.memory_bytes)
-    cost = fee = 0
-    hold = tx.ledger.get_transfer(attempt.hold_cost_id)
-    assert hold is not None
-    if reason in CONSUMER_PAYS and billed_ms > 0:
-        cost = min(money.cost_ucr(billed_ms, attempt.hourly_ucr), hold.amount)
-        fee = money.fee_ucr(cost, ctx.rules.fee_bps)
-    resolved = tx.ledger.resolve(
-        attempt.hold_cost_id, cost or None, now_ms=now, known=hold, log_index=tx.next_log_index()
-    )
-    log.transfer(ctx, tx, resolved)
-    if attempt.hold_fee_id is not None:
-        fee_hold = tx.ledger.get_transfer(attempt.hold_fee_id)
-        assert fee_hold is not None
-        fee = min(fee, fee_hold.amount)
-        resolved = tx.ledger.resolve(
-            attempt.hold_fee_id,
-            fee or None,
-            now_ms=now,
-            known=fee_hold,
-            log_index=tx.next_log_index(),
-        )
-        log.transfer(ctx, tx, resolved)
-    else:
-        fee = 0
+    cost, fee = _settle(ctx, tx, attempt, reason, billed_ms)
     tx.update_attempt_money(attempt.id, billed_ms=billed_ms, cost_ucr=cost, fee_ucr=fee)
     job = job if job is not None and job.id == attempt.job_id else tx.get_job(attempt.job_id)
     assert job is not None
@@ -111,3 +88,27 @@ def end_attempt(
         **evidence,
     )
     return True
+
+
+def _settle(
+    ctx: Context, tx: Tx, attempt: AttemptRec, reason: Reason, billed_ms: int
+) -> tuple[int, int]:
+    """Post the used cost and its fee from the attempt's escrow (the rest is released), or void
+    it, in one ledger call; log both resolutions. Returns (cost, fee) in µcr."""
+    ids = [attempt.hold_cost_id] + ([attempt.hold_fee_id] if attempt.hold_fee_id else [])
+    held = tx.ledger.transfers_by_id(ids)
+    hold = held[attempt.hold_cost_id]
+    cost = fee = 0
+    if reason in CONSUMER_PAYS and billed_ms > 0:
+        cost = min(money.cost_ucr(billed_ms, attempt.hourly_ucr), hold.amount)
+        fee = money.fee_ucr(cost, ctx.rules.fee_bps)
+    first_event = tx.next_log_index()  # the resolutions are logged next, in this order
+    items: list[tuple[TransferRec, int | None, int | None]] = [(hold, cost or None, first_event)]
+    if attempt.hold_fee_id is not None:
+        fee = min(fee, held[attempt.hold_fee_id].amount)
+        items.append((held[attempt.hold_fee_id], fee or None, first_event + 1))
+    else:
+        fee = 0
+    for resolved in tx.ledger.resolve_many(items, now_ms=ctx.now_ms()):
+        log.transfer(ctx, tx, resolved)
+    return cost, fee

@@ -8,7 +8,7 @@ PostgreSQL without a job ever running twice.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
@@ -132,10 +132,6 @@ class SqlTx(SqlLog):
         self.conn = conn
         self.ledger = SqlLedger(conn)
         self._next_log_idx: int | None = None
-
-    def savepoint(self) -> AbstractContextManager[Any]:
-        """A nested transaction: what runs inside is undone alone if it raises."""
-        return self.conn.begin_nested()
 
     # -- accounts and tokens ---------------------------------------------------------------
     def insert_account(self, rec: AccountRec) -> bool:

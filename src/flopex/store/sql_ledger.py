@@ -9,7 +9,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from flopex.domain import ledger as rules
 from flopex.domain.ledger import Balance, Purpose, TransferKind, TransferState
 from flopex.errors import NotFound
-from flopex.service.records import TransferRec
+from flopex.service.records import Hold, TransferRec
 from flopex.store.schema import ledger_accounts, transfers
 from flopex.store.statements import by_id, inserter, run_update
 
@@ -19,6 +19,7 @@ _LOCK = (
     .order_by(ledger_accounts.c.id)
     .with_for_update()
 )
+_BY_IDS = select(transfers).where(transfers.c.id.in_(bindparam("w_in", expanding=True)))
 _BALANCES = select(ledger_accounts).where(ledger_accounts.c.owner_id == bindparam("w_owner"))
 _WRITE = (
     update(ledger_accounts)
@@ -198,6 +199,78 @@ class SqlLedger:
             resolved_ms=now_ms,
             resolved_log_index=log_index,
         )
+
+    def hold_many(self, holds: list[Hold], *, now_ms: int) -> list[TransferRec]:
+        """Several pending transfers with freshly minted ids, all or none: the rules run on the
+        locked totals in memory first (InsufficientFunds before anything is written), then each
+        account is written once and the transfers inserted in one statement."""
+        ids = [x for h in holds for x in (h.debit_id, h.credit_id)]
+        locked = self._lock(ids)
+        totals = {k: v[0] for k, v in locked.items()}
+        for h in holds:
+            totals[h.debit_id], totals[h.credit_id] = rules.apply_pending(
+                totals[h.debit_id],
+                totals[h.credit_id],
+                h.amount,
+                debit_id=h.debit_id,
+                debit_guarded=locked[h.debit_id][1],
+            )
+        for account_id in sorted(set(ids)):
+            self._write(account_id, totals[account_id])
+        recs = [h.record(now_ms) for h in holds]
+        if recs:
+            self.conn.execute(inserter(transfers), [r.__dict__ for r in recs])
+        return recs
+
+    def resolve_many(
+        self, items: list[tuple[TransferRec, int | None, int | None]], *, now_ms: int
+    ) -> list[TransferRec]:
+        """Resolve pending transfers the caller just read in this transaction: (transfer, amount
+        to post or None to void, log index of the event that will log it). Each account is
+        locked and written once; a transfer no longer pending is refused, as in :meth:`resolve`."""
+        ids = [x for t, _, _ in items for x in (t.debit_account_id, t.credit_account_id)]
+        totals = {k: v[0] for k, v in self._lock(ids).items()}
+        out = []
+        for known, post_amount, log_index in items:
+            resolved = rules.resolve_state(_as_domain(known), post_amount)
+            d, c = known.debit_account_id, known.credit_account_id
+            totals[d], totals[c] = rules.apply_post(
+                totals[d], totals[c], known.amount, resolved.posted_amount
+            )
+            out.append(
+                replace(
+                    known,
+                    state=resolved.state.value,
+                    posted_amount=resolved.posted_amount,
+                    resolved_ms=now_ms,
+                    resolved_log_index=log_index,
+                )
+            )
+        for account_id in sorted(set(ids)):
+            self._write(account_id, totals[account_id])
+        for rec in out:
+            self._mark_resolved(rec)
+        return out
+
+    def _mark_resolved(self, rec: TransferRec) -> None:
+        changed = run_update(
+            self.conn,
+            transfers,
+            {
+                "state": rec.state,
+                "posted_amount": rec.posted_amount,
+                "resolved_ms": rec.resolved_ms,
+                "resolved_log_index": rec.resolved_log_index,
+            },
+            {"id": rec.id, "state": TransferState.PENDING.value},
+        )
+        if changed != 1:
+            raise NotFound(f"transfer {rec.id} is no longer pending", code="ledger.not_pending")
+
+    def transfers_by_id(self, transfer_ids: list[str]) -> dict[str, TransferRec]:
+        """Several transfers in one read."""
+        rows = self.conn.execute(_BY_IDS, {"w_in": transfer_ids}).all()
+        return {r.id: _transfer(r) for r in rows}
 
     def note_log_index(
         self, transfer_id: str, *, created: int | None = None, resolved: int | None = None
