@@ -48,14 +48,18 @@ TIMEOUT_S = 120
 SPEC = {"name": "bench", "resources": {"cpus": 1}, "run": "true"}
 
 
-def _submitter(url: str, token: str, count: int, threads: int) -> None:
+def _submitter(url: str, token: str, count: int, threads: int, batch: int) -> None:
+    """``count`` jobs, one per request, or ``batch`` per request (one transaction each)."""
     client = Client(url, token)
 
     def one(_: int) -> None:
-        client.submit(SPEC)
+        if batch > 1:
+            client.submit_batch([SPEC] * batch)
+        else:
+            client.submit(SPEC)
 
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(one, range(count)))
+        list(pool.map(one, range(count // batch)))
 
 
 def _agent(url: str, token: str, stop_at: float, threads: int, done: Any) -> None:
@@ -129,7 +133,13 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def run_one(
-    database: str, url: str | None, jobs: int, consumers: int, agents: int, workers: int
+    database: str,
+    url: str | None,
+    jobs: int,
+    consumers: int,
+    agents: int,
+    workers: int,
+    batch: int = 1,
 ) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix=f"flopex-bench-{database}-"))
     server = ServerProc(root, url, workers=workers)
@@ -157,12 +167,12 @@ def run_one(
         time.sleep(2.0)
         started = time.monotonic()
         subs = [
-            mp.Process(target=_submitter, args=(server.url, alice, jobs // consumers, 8))
+            mp.Process(target=_submitter, args=(server.url, alice, jobs // consumers, 8, batch))
             for _ in range(consumers)
         ]
         for s in subs:
             s.start()
-        total = (jobs // consumers) * consumers
+        total = (jobs // consumers // batch) * batch * consumers
         # The agents count their accepted completions: watching adds no load to the server.
         while done.value < total and time.monotonic() - started < TIMEOUT_S:
             time.sleep(0.02)
@@ -177,6 +187,7 @@ def run_one(
         return {
             "database": database,
             "server_workers": workers,
+            "submit_batch": batch,
             "jobs": total,
             "succeeded": finished,
             "elapsed_s": round(elapsed, 3),
@@ -211,18 +222,37 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=4)
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--workers", default="1,2", help="server processes to compare")
+    parser.add_argument(
+        "--submit-batch", type=int, default=1, help="jobs per submit request (POST /v1/jobs/batch)"
+    )
     args = parser.parse_args()
     results = []
     for database in args.databases.split(","):
         for workers in (int(w) for w in args.workers.split(",")):
             if database == "sqlite":
                 results.append(
-                    run_one("sqlite", None, args.jobs, args.consumers, args.agents, workers)
+                    run_one(
+                        "sqlite",
+                        None,
+                        args.jobs,
+                        args.consumers,
+                        args.agents,
+                        workers,
+                        args.submit_batch,
+                    )
                 )
             else:
                 with pg_schema("flopex_bench") as url:
                     results.append(
-                        run_one("postgres", url, args.jobs, args.consumers, args.agents, workers)
+                        run_one(
+                            "postgres",
+                            url,
+                            args.jobs,
+                            args.consumers,
+                            args.agents,
+                            workers,
+                            args.submit_batch,
+                        )
                     )
             print(json.dumps(results[-1]), flush=True)
     RESULTS.mkdir(exist_ok=True)

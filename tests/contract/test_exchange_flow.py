@@ -358,3 +358,37 @@ def test_a_hold_that_fails_half_way_leaves_nothing_pending(ctx: Context) -> None
         assert [t.state for t in made] == ["pending"]
     assert accounts.balances(ctx, alice)[Purpose.AVAILABLE].available == CREDIT // 2
     b.assert_money_conserved(ctx)
+
+
+def test_a_batch_is_submitted_whole_and_placed(ctx: Context) -> None:
+    p = b.provider(ctx, "p1", cpus=8)
+    alice = b.account(ctx, "alice", "consumer", credits=10)
+    items = [jobs.Submission(b.spec(), None, f"k/{i}") for i in range(3)]
+    views = jobs.submit_many(ctx, alice, items)
+    assert [v.job.state for v in views] == [JobState.MATCHED] * 3
+    assert len(attempts.claim(ctx, p.account, p.node.id, 10)) == 3
+    again = jobs.submit_many(ctx, alice, items)  # the same keys: the same jobs, nothing new
+    assert [v.job.id for v in again] == [v.job.id for v in views]
+    b.assert_money_conserved(ctx)
+
+
+def test_a_batch_with_one_bad_job_queues_and_holds_nothing(ctx: Context) -> None:
+    b.provider(ctx, "p1")
+    alice = b.account(ctx, "alice", "consumer", credits=10)
+    bad = {"name": "t", "resources": {"cpus": 1}, "run": "x", "flopex": {"budget": -1}}
+    items = [jobs.Submission(b.spec()), jobs.Submission(b.spec()), jobs.Submission(bad)]
+    with pytest.raises(SpecInvalid) as info:
+        jobs.submit_many(ctx, alice, items)
+    assert info.value.message.startswith("jobs[2]: ") and info.value.details["index"] == 2
+    missing = jobs.Submission(b.spec(), "ab" * 32)  # fails inside the transaction, after job 0
+    with pytest.raises(NotFound) as late:  # was placed and held: all of it is undone
+        jobs.submit_many(ctx, alice, [jobs.Submission(b.spec()), missing])
+    assert late.value.details["index"] == 1 and late.value.code == "blob.not_found"
+    poor = b.account(ctx, "poor", "consumer")  # no credits: the first job already fails
+    with pytest.raises(InsufficientFunds) as short:
+        jobs.submit_many(ctx, poor, [jobs.Submission(b.spec())])
+    assert short.value.details["index"] == 0
+    ledger_before = accounts.balances(ctx, alice)[Purpose.AVAILABLE]
+    assert jobs.list_jobs(ctx, alice, limit=10, after=None, state=None) == []
+    assert ledger_before.debits_pending == 0 and ledger_before.available == 10 * CREDIT
+    b.assert_money_conserved(ctx)

@@ -168,6 +168,16 @@ def test_http_errors_have_codes(server: ServerProc) -> None:
         prov.release("att_doesnotexist", 1)
 
 
+def test_a_batch_over_http_is_all_or_nothing(server: ServerProc) -> None:
+    alice = _consumer(server)
+    with pytest.raises(InvalidInput) as info:
+        alice.submit_batch([_job("true"), {"run": "true", "resourcez": {}}])
+    assert "jobs[1]" in info.value.message and info.value.details["index"] == 1
+    assert alice.jobs().jobs == []  # the good first job was not queued either
+    made = alice.submit_batch([_job("true"), _job("true")])
+    assert len(made.jobs) == 2 and {j.id for j in alice.jobs().jobs} == {j.id for j in made.jobs}
+
+
 @pytest.mark.parametrize(
     ("database", "workers"), [("sqlite", 1), ("postgres", 2)], ids=["sqlite", "postgres-2-workers"]
 )

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flopex.domain.ids import new_id
 from flopex.domain.ledger import Purpose
 from flopex.domain.matching import Verdict
-from flopex.domain.spec import JobKind, parse_spec
+from flopex.domain.spec import JobKind, JobSpec, parse_spec
 from flopex.domain.states import AttemptState, JobState, Reason
 from flopex.domain.units import format_credits
-from flopex.errors import Forbidden, InsufficientFunds, NotFound, RequestInvalid
+from flopex.errors import FlopexError, Forbidden, InsufficientFunds, NotFound, RequestInvalid
 from flopex.service import log
 from flopex.service.accounts import Role, require
 from flopex.service.context import Context
@@ -67,81 +68,145 @@ def submit_view(
     """:func:`submit`, returning the job with its attempts as of the same transaction."""
     require(actor, Role.CONSUMER)
     now = ctx.now_ms()
-    spec = parse_spec(spec_data, now=datetime.fromtimestamp(now / 1000, tz=UTC))
+    item = Submission(spec_data, workdir_sha256, idem_key)
+    spec = _parse(item, now)
+    with ctx.store.write() as tx:
+        view, node_id = _submit_in(ctx, tx, actor, item, spec, now)
+    if node_id is not None:
+        ctx.on_work({node_id})
+    return view
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One job of a submission: its spec as sent, its uploaded workdir, its idempotency key."""
+
+    spec_data: dict[str, Any]
+    workdir_sha256: str | None = None
+    idem_key: str | None = None
+
+
+@retrying
+def submit_many(ctx: Context, actor: AccountRec, items: list[Submission]) -> list[JobView]:
+    """Submit several jobs in one transaction, all or none: an error names the job's index and
+    nothing is queued or held (a sweep is one decision)."""
+    require(actor, Role.CONSUMER)
+    now = ctx.now_ms()
+    specs = [_at(i, _parse, item, now) for i, item in enumerate(items)]
+    views, woken = [], set()
+    with ctx.store.write() as tx:
+        for i, (item, spec) in enumerate(zip(items, specs, strict=True)):
+            view, node_id = _at(i, _submit_in, ctx, tx, actor, item, spec, now)
+            views.append(view)
+            woken |= {node_id} if node_id is not None else set()
+    ctx.on_work(woken)
+    return views
+
+
+_T = TypeVar("_T")
+
+
+def _at(index: int, call: Callable[..., _T], *args: Any) -> _T:
+    """``call(*args)``, its error (if any) naming the batch index it is about."""
+    try:
+        return call(*args)
+    except FlopexError as exc:
+        exc.message = f"jobs[{index}]: {exc.message}"
+        exc.details = {**(exc.details or {}), "index": index}
+        exc.args = (exc.message,)
+        raise
+
+
+def _parse(item: Submission, now: int) -> JobSpec:
+    spec = parse_spec(item.spec_data, now=datetime.fromtimestamp(now / 1000, tz=UTC))
     if spec.kind != JobKind.COMMAND:
         raise RequestInvalid(
             "inference jobs are not supported by this exchange yet",
             code="job.kind_unsupported",
             hint="submit a command job (a `run` script)",
         )
-    request = {"spec": spec_data, "workdir_sha256": workdir_sha256}
-    with ctx.store.write() as tx:
-        replay = idempotent(tx, actor.id, idem_key, "job", request)
-        if replay is not None:
-            return JobView(_job_of(tx, actor, replay), tx.attempts_of(replay))
-        if workdir_sha256 is not None and not tx.has_blob_ref(actor.id, workdir_sha256):
-            raise NotFound(
-                f"workdir blob {workdir_sha256} not uploaded",
-                code="blob.not_found",
-                hint="upload it first with PUT /v1/blobs/{sha256} (the CLI does this)",
-            )
-        available = tx.ledger.balances(actor.id)[Purpose.AVAILABLE].available
-        if available <= 0 or (spec.budget_ucr is not None and available < spec.budget_ucr):
-            need = spec.budget_ucr or 1
-            wanted = (
-                f"the job's budget of {format_credits(need)} credits"
-                if spec.budget_ucr is not None
-                else "a positive balance to hold escrow"
-            )
-            raise InsufficientFunds(
-                f"your available balance is {format_credits(available)} credits; "
-                f"placing this job needs {wanted}",
-                details={"available_ucr": available, "needed_ucr": need},
-            )
-        public = spec.public_dict()
-        job = JobRec(
-            id=new_id("job"),
-            account_id=actor.id,
-            name=spec.name,
-            kind=spec.kind.value,
-            spec=json.dumps(public, sort_keys=True),
-            secrets_sealed=None,
-            workdir_sha256=workdir_sha256,
-            state=JobState.QUEUED,
-            reason=None,
-            max_attempts=spec.max_attempts or ctx.rules.max_attempts,
-            attempts=0,
-            deadline_ms=int(spec.deadline_at.timestamp() * 1000) if spec.deadline_at else None,
-            cost_ucr=0,
-            fee_ucr=0,
-            created_ms=now,
-            updated_ms=now,
-            settled_ms=None,
+    return spec
+
+
+def _check_funds(tx: Tx, actor: AccountRec, spec: JobSpec) -> int:
+    """The available balance, if it can place this job at all (else InsufficientFunds)."""
+    available = tx.ledger.balances(actor.id)[Purpose.AVAILABLE].available
+    if available <= 0 or (spec.budget_ucr is not None and available < spec.budget_ucr):
+        need = spec.budget_ucr or 1
+        wanted = (
+            f"the job's budget of {format_credits(need)} credits"
+            if spec.budget_ucr is not None
+            else "a positive balance to hold escrow"
         )
-        private = {"spec": job.spec}
-        if workdir_sha256 is not None:
-            private["workdir_sha256"] = workdir_sha256
-        idx = log.record(
-            ctx,
-            tx,
-            "job.submitted",
-            job=job.id,
-            account=actor.id,
-            job_kind=job.kind,
-            private=private,
-            party=actor.id,
+        raise InsufficientFunds(
+            f"your available balance is {format_credits(available)} credits; "
+            f"placing this job needs {wanted}",
+            details={"available_ucr": available, "needed_ucr": need},
         )
-        job = replace(job, log_index=idx)
-        tx.insert_job(job)
-        idempotent(tx, actor.id, idem_key, "job", request, job.id)
-        views = [v for v in offer_views(ctx, tx, tx.offers()) if v.node_alive]
-        node_id = try_match(ctx, tx, job, views, spec=spec)
-        result = tx.get_job(job.id)
-        assert result is not None
-        view = JobView(result, tx.attempts_of(job.id) if node_id is not None else [])
-    if node_id is not None:
-        ctx.on_work({node_id})
-    return view
+    return available
+
+
+def _submit_in(
+    ctx: Context, tx: Tx, actor: AccountRec, item: Submission, spec: JobSpec, now: int
+) -> tuple[JobView, str | None]:
+    """Queue one job inside the caller's transaction and place it if an offer fits now:
+    (its view, the node that got it or None)."""
+    request = {"spec": item.spec_data, "workdir_sha256": item.workdir_sha256}
+    replay = idempotent(tx, actor.id, item.idem_key, "job", request)
+    if replay is not None:
+        return JobView(_job_of(tx, actor, replay), tx.attempts_of(replay)), None
+    workdir = item.workdir_sha256
+    if workdir is not None and not tx.has_blob_ref(actor.id, workdir):
+        raise NotFound(
+            f"workdir blob {workdir} not uploaded",
+            code="blob.not_found",
+            hint="upload it first with PUT /v1/blobs/{sha256} (the CLI does this)",
+        )
+    available = _check_funds(tx, actor, spec)
+    job = _new_job(ctx, actor, spec, workdir, now)
+    private = {"spec": job.spec} | ({"workdir_sha256": workdir} if workdir else {})
+    idx = log.record(
+        ctx,
+        tx,
+        "job.submitted",
+        job=job.id,
+        account=actor.id,
+        job_kind=job.kind,
+        private=private,
+        party=actor.id,
+    )
+    job = replace(job, log_index=idx)
+    tx.insert_job(job)
+    idempotent(tx, actor.id, item.idem_key, "job", request, job.id)
+    views = [v for v in offer_views(ctx, tx, tx.offers()) if v.node_alive]
+    node_id = try_match(ctx, tx, job, views, spec=spec, available_ucr=available)
+    result = tx.get_job(job.id)
+    assert result is not None
+    return JobView(result, tx.attempts_of(job.id) if node_id is not None else []), node_id
+
+
+def _new_job(
+    ctx: Context, actor: AccountRec, spec: JobSpec, workdir: str | None, now: int
+) -> JobRec:
+    return JobRec(
+        id=new_id("job"),
+        account_id=actor.id,
+        name=spec.name,
+        kind=spec.kind.value,
+        spec=json.dumps(spec.public_dict(), sort_keys=True),
+        secrets_sealed=None,
+        workdir_sha256=workdir,
+        state=JobState.QUEUED,
+        reason=None,
+        max_attempts=spec.max_attempts or ctx.rules.max_attempts,
+        attempts=0,
+        deadline_ms=int(spec.deadline_at.timestamp() * 1000) if spec.deadline_at else None,
+        cost_ucr=0,
+        fee_ucr=0,
+        created_ms=now,
+        updated_ms=now,
+        settled_ms=None,
+    )
 
 
 def reads_all(actor: AccountRec) -> bool:

@@ -66,10 +66,18 @@ def offer_views(ctx: Context, tx: Tx, offers: list[OfferRec]) -> list[OfferView]
 
 
 def judge_all(
-    ctx: Context, tx: Tx, job: JobRec, spec: JobSpec, offers: list[OfferView]
+    ctx: Context,
+    tx: Tx,
+    job: JobRec,
+    spec: JobSpec,
+    offers: list[OfferView],
+    available_ucr: int | None = None,
 ) -> list[Verdict]:
-    """A verdict per offer for this job, given the consumer's available balance now."""
-    available = tx.ledger.balances(job.account_id)[Purpose.AVAILABLE].available
+    """A verdict per offer for this job, given the consumer's available balance now (read
+    here unless the caller just read it in this transaction)."""
+    available = available_ucr
+    if available is None:
+        available = tx.ledger.balances(job.account_id)[Purpose.AVAILABLE].available
     to_deadline = None
     if job.deadline_ms is not None:
         to_deadline = (job.deadline_ms - ctx.now_ms()) // 1000
@@ -222,11 +230,17 @@ def _hold(ctx: Context, tx: Tx, job: JobRec, p: Placement, attempt_id: str) -> l
 
 
 def try_match(
-    ctx: Context, tx: Tx, job: JobRec, offers: list[OfferView], spec: JobSpec | None = None
+    ctx: Context,
+    tx: Tx,
+    job: JobRec,
+    offers: list[OfferView],
+    spec: JobSpec | None = None,
+    available_ucr: int | None = None,
 ) -> str | None:
     """Place one queued job on the best feasible offer; returns the node id, or None."""
     spec = spec or spec_of(job)
-    for placement in matching.rank(judge_all(ctx, tx, job, spec, offers), spec):
+    verdicts = judge_all(ctx, tx, job, spec, offers, available_ucr)
+    for placement in matching.rank(verdicts, spec):
         if _bind(ctx, tx, job, placement):
             return placement.offer.node_id
     return None

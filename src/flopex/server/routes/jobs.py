@@ -46,13 +46,14 @@ def submit(body: JobCreate, ctx: Ctx, caller: Caller, idem: IdemKey = None) -> J
 
 @router.post("/jobs/batch", response_model=JobBatch, status_code=201)
 def submit_batch(body: JobBatchCreate, ctx: Ctx, caller: Caller, idem: IdemKey = None) -> JobBatch:
-    """Submit many jobs; each is its own transaction (keys derived as KEY/index)."""
-    out = []
-    for i, item in enumerate(body.jobs):
-        key = f"{idem}/{i}" if idem else None
-        rec = jobs.submit(ctx, caller, item.spec, workdir_sha256=item.workdir_sha256, idem_key=key)
-        out.append(views.job(jobs.JobView(rec, []), ctx.now_ms()))
-    return JobBatch(jobs=out)
+    """Submit many jobs in one transaction, all or none (an error names the job's index;
+    Idempotency-Key KEY makes each job's key KEY/index)."""
+    items = [
+        jobs.Submission(item.spec, item.workdir_sha256, f"{idem}/{i}" if idem else None)
+        for i, item in enumerate(body.jobs)
+    ]
+    views_ = jobs.submit_many(ctx, caller, items)
+    return JobBatch(jobs=[views.job(v, ctx.now_ms()) for v in views_])
 
 
 def _show(ctx: Context, caller: AccountRec, job_id: str) -> Job:
