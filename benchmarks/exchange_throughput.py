@@ -1,7 +1,10 @@
 """Exchange throughput: full job lifecycles over HTTP on SQLite and PostgreSQL.
 
 One lifecycle = submit (POST /v1/jobs: validate, escrow hold, signed contract) -> claim by an
-agent (long-poll) -> signed completion (Ed25519 verified) -> settled. Consumers and agents are
+agent (long-poll) -> signed completion (Ed25519 verified) -> settled. Agents report the
+completions of what they claimed together in one request, as the agent's reporter does
+(``POST /v1/attempts/completions``); ``--submit-batch N`` makes consumers submit N jobs per
+request (``POST /v1/jobs/batch``, one transaction). Consumers and agents are
 separate processes talking HTTP to a real ``flopex server`` process; agents complete trivial
 jobs at once (no subprocess), so this measures the exchange, not bash.
 
@@ -41,7 +44,7 @@ from flopex import protocol as p
 from flopex.client.http import Client
 from flopex.domain.signing import public_key_b64, sign
 from flopex.domain.usage import Outcome, UsageReport
-from flopex.errors import AttemptFenced
+from flopex.errors import FlopexError
 
 RESULTS = Path(__file__).parent / "results"
 TIMEOUT_S = 120
@@ -87,22 +90,18 @@ def _agent(url: str, token: str, stop_at: float, threads: int, done: Any) -> Non
             reply = client.claim(node.id, 16, 1.0)
             with lock:
                 held.update({a.attempt_id: a.lease_epoch for a in reply.assignments})
+            bodies = []
             for a in reply.assignments:
                 r = UsageReport(a.attempt_id, a.lease_epoch, node.id, 5, 0, Outcome.COMPLETED, ())
-                wire = r.wire()
-                try:
-                    client.complete(
-                        a.attempt_id,
-                        p.Complete(
-                            report=p.UsageReport.model_validate(wire),
-                            signature=sign(key, r.payload()),
-                        ),
-                    )
-                    with done.get_lock():
-                        done.value += 1
-                except AttemptFenced:
-                    pass  # reaped meanwhile (an overloaded server): counted as not done
-                with lock:
+                wire = p.UsageReport.model_validate(r.wire())
+                bodies.append(p.Complete(report=wire, signature=sign(key, r.payload())))
+            if bodies:  # as the agent's reporter does: reports ending together, one request
+                outcomes = client.complete_many(bodies)
+                ok = sum(not isinstance(o, FlopexError) for o in outcomes)  # fenced: not done
+                with done.get_lock():
+                    done.value += ok
+            with lock:
+                for a in reply.assignments:
                     held.pop(a.attempt_id, None)
 
     threading.Thread(target=heartbeats, daemon=True).start()

@@ -197,3 +197,15 @@ def from_body(status: int, body: Any) -> FlopexError:
             details=err.get("details") or {},
         )
     return cls(f"server answered HTTP {status}", code=cls.code)
+
+
+def from_info(info: dict[str, Any]) -> FlopexError:
+    """Rebuild an error from the ``error`` object of a body (one entry of a batch's results),
+    as the most specific class of its code."""
+    cls = _by_code().get(str(info.get("code")), FlopexError)
+    return cls(
+        str(info.get("message", "")),
+        code=str(info.get("code", cls.code)),
+        hint=info.get("hint"),
+        details=info.get("details") or {},
+    )

@@ -353,6 +353,24 @@ class Completed(Model):
     job_state: JobState
 
 
+class CompleteBatch(Model):
+    """Several signed usage reports, settled in one transaction, each on its own."""
+
+    reports: list[Complete] = Field(max_length=64)
+
+
+class CompletionResult(Model):
+    """One report's outcome: settled (``completed``) or refused (``error``)."""
+
+    attempt_id: str
+    completed: Completed | None = None
+    error: ErrorInfo | None = None
+
+
+class CompletionResults(Model):
+    results: list[CompletionResult]
+
+
 class Contract(Model):
     id: str
     body: dict[str, Any]

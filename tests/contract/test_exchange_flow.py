@@ -392,3 +392,24 @@ def test_a_batch_with_one_bad_job_queues_and_holds_nothing(ctx: Context) -> None
     assert jobs.list_jobs(ctx, alice, limit=10, after=None, state=None) == []
     assert ledger_before.debits_pending == 0 and ledger_before.available == 10 * CREDIT
     b.assert_money_conserved(ctx)
+
+
+def test_completions_in_one_batch_are_settled_or_refused_each_on_its_own(
+    ctx: Context, clock: FakeClock
+) -> None:
+    p = b.provider(ctx, "p1", cpus=8)
+    alice = b.account(ctx, "alice", "consumer", credits=10)
+    for _ in range(3):
+        jobs.submit(ctx, alice, b.spec(), workdir_sha256=None, idem_key=None)
+    got = attempts.claim(ctx, p.account, p.node.id, 3)
+    clock.advance(1)
+    ok1, forged, ok2 = (b.report(p, a.attempt, duration_ms=1_000) for a in got)
+    forged = (forged[0], ok1[1])  # another report's signature
+    done = attempts.complete_many(ctx, p.account, [ok1, forged, ok2, ok1])
+    assert [type(d).__name__ for d in done] == ["tuple", "RequestInvalid", "tuple", "AttemptFenced"]
+    assert isinstance(done[1], RequestInvalid) and done[1].code == "attempt.bad_signature"
+    states = [jobs.get(ctx, alice, a.job.id).job.state for a in got]
+    assert states == [JobState.SUCCEEDED, JobState.RUNNING, JobState.SUCCEEDED]  # forged: untouched
+    with ctx.store.read() as tx:
+        assert tx.ledger.pending_of_job(got[1].job.id)  # its escrow still held, nothing posted
+    b.assert_money_conserved(ctx)

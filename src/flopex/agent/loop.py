@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from flopex import protocol as p
 from flopex.agent.hardware import Hardware
+from flopex.agent.reporter import Reporter
 from flopex.agent.runtimes.subprocess import Limits, RunRequest, RunResult, SubprocessRuntime
 from flopex.client.http import Client
 from flopex.domain.signing import public_key_b64, sign
@@ -86,6 +87,9 @@ class Agent:
         self.heartbeat_interval_s = 3.0
         self._running: dict[str, Running] = {}
         self._lock = threading.Lock()
+        self.reporter = Reporter(
+            lambda bodies: _until_reachable(lambda: self.client.complete_many(bodies))
+        )
 
     # -- setup -----------------------------------------------------------------------------
     def register(self) -> None:
@@ -248,7 +252,7 @@ class Agent:
             report=p.UsageReport.model_validate(report.wire()),
             signature=sign(self.key, report.payload()),
         )
-        done = _until_reachable(lambda: self.client.complete(a.attempt_id, body))
+        done = self.reporter.report(body)  # batched with reports that end close by
         log.info("attempt %s ended: %s", a.attempt_id, done.attempt.reason)
 
     # -- drain -------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import httpx
 from pydantic import BaseModel
 
 from flopex import protocol as p
-from flopex.errors import FlopexError, Unavailable, from_body
+from flopex.errors import FlopexError, Unavailable, from_body, from_info
 
 M = TypeVar("M", bound=BaseModel)
 RETRIES = 3
@@ -296,6 +296,20 @@ class Client:
         return self._model(
             p.Completed, "POST", f"/v1/attempts/{attempt_id}/complete", json=body.model_dump()
         )
+
+    def complete_many(self, bodies: list[p.Complete]) -> list[p.Completed | FlopexError]:
+        """Report several signed usage reports in one request (one transaction); per report
+        its settlement, or the error that refused it (rebuilt as the error class)."""
+        body = p.CompleteBatch(reports=bodies).model_dump()
+        got = self._model(p.CompletionResults, "POST", "/v1/attempts/completions", json=body)
+        out: list[p.Completed | FlopexError] = []
+        for r in got.results:
+            if r.completed is not None:
+                out.append(r.completed)
+            else:
+                assert r.error is not None
+                out.append(from_info(r.error.model_dump()))
+        return out
 
     def release(self, attempt_id: str, epoch: int) -> None:
         """Hand an attempt back (drain)."""

@@ -11,7 +11,7 @@ from flopex.domain import money
 from flopex.domain.signing import load_public_key, verify
 from flopex.domain.states import AttemptState, JobState, Reason
 from flopex.domain.usage import Outcome, UsageReport
-from flopex.errors import AttemptFenced, NotFound, RequestInvalid
+from flopex.errors import AttemptFenced, FlopexError, NotFound, RequestInvalid
 from flopex.service import log
 from flopex.service.accounts import Role, require
 from flopex.service.context import Context
@@ -143,49 +143,108 @@ def complete(
     ctx: Context, actor: AccountRec, report: UsageReport, signature: str
 ) -> tuple[AttemptRec, JobRec]:
     """Verify the node's signed usage report, bill min(server-seen, signed) time and settle."""
-    now = ctx.now_ms()
     with ctx.store.write() as tx:
-        attempt, node = _held_with_node(tx, actor, report.attempt_id, report.node_id)
-        _fence(attempt, report.lease_epoch)
-        public_key = load_public_key(node.public_key)
-        if public_key is None or not verify(public_key, report.payload(), signature):
-            raise RequestInvalid(
-                "usage report signature does not verify with the node's key",
-                code="attempt.bad_signature",
-                hint="the agent must sign with the key it registered",
-            )
-        job = tx.get_job(attempt.job_id)
-        assert job is not None and attempt.claimed_ms is not None
-        billed = money.billed_ms(
-            now - attempt.claimed_ms, report.duration_ms, attempt.time_limit_s * 1000
-        )
-        reason = _reason_for(report.outcome, job, attempt)
-        ended = end_attempt(
-            ctx,
-            tx,
-            attempt,
-            reason,
-            billed_ms=billed,
-            epoch=report.lease_epoch,
-            exit_code=report.exit_code,
-            signed=(report, signature),
-            job=job,
-        )
-        if not ended:
-            raise AttemptFenced(f"attempt {attempt.id} ended meanwhile")
-        if reason == Reason.COMPLETED:
-            _record_outputs(tx, job, attempt, report, now)
+        checked = _checked(ctx, tx, actor, report, signature)
+        _settle_report(ctx, tx, checked, report, signature)
         woken = match_queued(ctx, tx)
-        final_attempt, final_job = tx.get_attempt(attempt.id), tx.get_job(job.id)
+        final_attempt, final_job = tx.get_attempt(checked.attempt.id), tx.get_job(checked.job.id)
         assert final_attempt is not None and final_job is not None
     ctx.on_work(woken)
     return final_attempt, final_job
 
 
-def _record_outputs(
-    tx: Tx, job: JobRec, attempt: AttemptRec, report: UsageReport, now: int
+MAX_COMPLETE_BATCH = 64
+
+
+@retrying
+def complete_many(
+    ctx: Context, actor: AccountRec, reports: list[tuple[UsageReport, str]]
+) -> list[tuple[AttemptRec, JobRec] | FlopexError]:
+    """:func:`complete` for several reports in one transaction; each is refused or settled on
+    its own (a fenced or forged report does not hold the others back), in order."""
+    if len(reports) > MAX_COMPLETE_BATCH:
+        raise RequestInvalid(f"at most {MAX_COMPLETE_BATCH} reports per batch")
+    done: list[_Checked | FlopexError] = []
+    with ctx.store.write() as tx:
+        for report, signature in reports:
+            try:
+                checked = _checked(ctx, tx, actor, report, signature)  # writes nothing
+            except FlopexError as exc:
+                done.append(exc)
+                continue
+            _settle_report(ctx, tx, checked, report, signature)
+            done.append(checked)
+        woken = match_queued(ctx, tx)
+        out: list[tuple[AttemptRec, JobRec] | FlopexError] = []
+        for item in done:
+            if isinstance(item, FlopexError):
+                out.append(item)
+                continue
+            final_attempt, final_job = tx.get_attempt(item.attempt.id), tx.get_job(item.job.id)
+            assert final_attempt is not None and final_job is not None
+            out.append((final_attempt, final_job))
+    ctx.on_work(woken)
+    return out
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A usage report that passed every check: what settling it needs."""
+
+    attempt: AttemptRec
+    job: JobRec
+    reason: Reason
+    billed_ms: int
+
+
+def _checked(
+    ctx: Context, tx: Tx, actor: AccountRec, report: UsageReport, signature: str
+) -> _Checked:
+    """Every check that can refuse a report, before anything is written: the caller's node held
+    the attempt at this epoch, the node signed it, its outputs were uploaded."""
+    attempt, node = _held_with_node(tx, actor, report.attempt_id, report.node_id)
+    _fence(attempt, report.lease_epoch)
+    public_key = load_public_key(node.public_key)
+    if public_key is None or not verify(public_key, report.payload(), signature):
+        raise RequestInvalid(
+            "usage report signature does not verify with the node's key",
+            code="attempt.bad_signature",
+            hint="the agent must sign with the key it registered",
+        )
+    job = tx.get_job(attempt.job_id)
+    assert job is not None and attempt.claimed_ms is not None
+    billed = money.billed_ms(
+        ctx.now_ms() - attempt.claimed_ms, report.duration_ms, attempt.time_limit_s * 1000
+    )
+    reason = _reason_for(report.outcome, job, attempt)
+    if reason == Reason.COMPLETED:
+        _check_outputs(tx, report)
+    return _Checked(attempt, job, reason, billed)
+
+
+def _settle_report(
+    ctx: Context, tx: Tx, checked: _Checked, report: UsageReport, signature: str
 ) -> None:
-    rows = []
+    """End the checked attempt, settle its money and record its outputs."""
+    attempt, job = checked.attempt, checked.job
+    ended = end_attempt(
+        ctx,
+        tx,
+        attempt,
+        checked.reason,
+        billed_ms=checked.billed_ms,
+        epoch=report.lease_epoch,
+        exit_code=report.exit_code,
+        signed=(report, signature),
+        job=job,
+    )
+    if not ended:  # the fence above was read in this transaction, under the write lock
+        raise AttemptFenced(f"attempt {attempt.id} ended meanwhile")
+    if checked.reason == Reason.COMPLETED:
+        _record_outputs(tx, job, attempt, report, ctx.now_ms())
+
+
+def _check_outputs(tx: Tx, report: UsageReport) -> None:
     for out in report.outputs:
         if tx.blob_size(out.sha256) is None:
             raise NotFound(
@@ -193,6 +252,13 @@ def _record_outputs(
                 code="blob.not_found",
                 hint="PUT /v1/blobs/{sha256} before completing",
             )
+
+
+def _record_outputs(
+    tx: Tx, job: JobRec, attempt: AttemptRec, report: UsageReport, now: int
+) -> None:
+    rows = []
+    for out in report.outputs:  # uploaded: _check_outputs looked before anything was written
         tx.add_blob(out.sha256, out.size_bytes, job.account_id, now)
         rows.append(OutputRec(job.id, out.path, attempt.id, out.sha256, out.size_bytes))
     tx.insert_outputs(rows)

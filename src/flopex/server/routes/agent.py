@@ -10,8 +10,21 @@ from starlette.concurrency import run_in_threadpool
 
 from flopex.domain.usage import OutputEntry
 from flopex.domain.usage import UsageReport as DomainReport
-from flopex.errors import RequestInvalid
-from flopex.protocol import Assignment, Claim, ClaimReply, Complete, Completed, LogPost, Release
+from flopex.errors import FlopexError, RequestInvalid
+from flopex.protocol import (
+    Assignment,
+    Claim,
+    ClaimReply,
+    Complete,
+    CompleteBatch,
+    Completed,
+    CompletionResult,
+    CompletionResults,
+    ErrorInfo,
+    LogPost,
+    Release,
+    UsageReport,
+)
 from flopex.server import views
 from flopex.server.deps import Caller, Ctx
 from flopex.server.notify import WorkNotifier
@@ -57,10 +70,34 @@ def post_log(attempt_id: str, body: LogPost, ctx: Ctx, caller: Caller) -> None:
 @router.post("/attempts/{attempt_id}/complete", response_model=Completed)
 def complete(attempt_id: str, body: Complete, ctx: Ctx, caller: Caller) -> Completed:
     """Settle an attempt from the node's signed usage report."""
-    r = body.report
-    if r.attempt_id != attempt_id:
+    if body.report.attempt_id != attempt_id:
         raise RequestInvalid("report.attempt_id does not match the URL")
-    report = DomainReport(
+    attempt, job = attempts.complete(ctx, caller, _report(body.report), body.signature)
+    return Completed(attempt=views.attempt(attempt), job_state=job.state)
+
+
+@router.post("/attempts/completions", response_model=CompletionResults)
+def complete_many(body: CompleteBatch, ctx: Ctx, caller: Caller) -> CompletionResults:
+    """Settle several attempts in one transaction; each report is settled or refused on its
+    own (``error`` as in an error body: a fenced one is ``attempt.fenced``)."""
+    done = attempts.complete_many(
+        ctx, caller, [(_report(c.report), c.signature) for c in body.reports]
+    )
+    results = []
+    for item, outcome in zip(body.reports, done, strict=True):
+        attempt_id = item.report.attempt_id
+        if isinstance(outcome, FlopexError):
+            info = ErrorInfo.model_validate(outcome.to_body()["error"])
+            results.append(CompletionResult(attempt_id=attempt_id, error=info))
+        else:
+            attempt, job = outcome
+            completed = Completed(attempt=views.attempt(attempt), job_state=job.state)
+            results.append(CompletionResult(attempt_id=attempt_id, completed=completed))
+    return CompletionResults(results=results)
+
+
+def _report(r: UsageReport) -> DomainReport:
+    return DomainReport(
         attempt_id=r.attempt_id,
         lease_epoch=r.lease_epoch,
         node_id=r.node_id,
@@ -72,8 +109,6 @@ def complete(attempt_id: str, body: Complete, ctx: Ctx, caller: Caller) -> Compl
         logs_sha256=r.logs_sha256,
         logs_salt=r.logs_salt,
     )
-    attempt, job = attempts.complete(ctx, caller, report, body.signature)
-    return Completed(attempt=views.attempt(attempt), job_state=job.state)
 
 
 @router.post("/attempts/{attempt_id}/release", status_code=204)
