@@ -50,27 +50,9 @@ class LedgerPort(Protocol):
         job_id: str | None = None,
         memo: str = "",
         log_index: int | None = None,
-        fresh: bool = False,
     ) -> TransferRec:
-        """A single-phase or pending transfer, idempotent by id (``fresh``: the caller just
-        minted the id, so there is nothing to look up). ``log_index``: the event that will log
-        it, if the caller knows it already (it saves an UPDATE later)."""
-        ...
-
-    def resolve(
-        self,
-        transfer_id: str,
-        post_amount: int | None,
-        *,
-        now_ms: int,
-        known: TransferRec | None = None,
-        log_index: int | None = None,
-    ) -> TransferRec:
-        """Post ``post_amount`` of a pending transfer (the rest released), or void it (None);
-        ``log_index``: the event that will log the resolution, if known already.
-
-        ``known``: the transfer as the caller just read it in this transaction (saves a read);
-        the conditional UPDATE below still refuses it if it is no longer pending."""
+        """A single-phase or pending transfer, idempotent by id. ``log_index``: the event that
+        will log it, if the caller knows it already (it saves an UPDATE later)."""
         ...
 
     def hold_many(self, holds: list[Hold], *, now_ms: int) -> list[TransferRec]:
@@ -84,7 +66,7 @@ class LedgerPort(Protocol):
     ) -> list[TransferRec]:
         """Resolve pending transfers the caller just read in this transaction: (transfer, amount
         to post or None to void, log index of the event that will log it). Each account is
-        locked and written once; a transfer no longer pending is refused, as in :meth:`resolve`."""
+        locked and written once; one no longer pending is refused (``ledger.not_pending``)."""
         ...
 
     def transfers_by_id(self, transfer_ids: list[str]) -> dict[str, TransferRec]:

@@ -112,12 +112,10 @@ class SqlLedger:
         job_id: str | None = None,
         memo: str = "",
         log_index: int | None = None,
-        fresh: bool = False,
     ) -> TransferRec:
-        """A single-phase or pending transfer, idempotent by id (``fresh``: the caller just
-        minted the id, so there is nothing to look up). ``log_index``: the event that will log
-        it, if the caller knows it already (it saves an UPDATE later)."""
-        existing = None if fresh else self.get_transfer(transfer_id)
+        """A single-phase or pending transfer, idempotent by id. ``log_index``: the event that
+        will log it, if the caller knows it already (it saves an UPDATE later)."""
+        existing = self.get_transfer(transfer_id)
         if existing is not None:
             rules.check_same(_as_domain(existing), debit_id, credit_id, amount)
             return existing
@@ -147,59 +145,6 @@ class SqlLedger:
         self.conn.execute(inserter(transfers), values)
         return TransferRec(**values)  # type: ignore[arg-type]
 
-    def resolve(
-        self,
-        transfer_id: str,
-        post_amount: int | None,
-        *,
-        now_ms: int,
-        known: TransferRec | None = None,
-        log_index: int | None = None,
-    ) -> TransferRec:
-        """Post ``post_amount`` of a pending transfer (the rest released), or void it (None);
-        ``log_index``: the event that will log the resolution, if known already.
-
-        ``known``: the transfer as the caller just read it in this transaction (saves a read);
-        the conditional UPDATE below still refuses it if it is no longer pending."""
-        existing = known if known is not None and known.id == transfer_id else None
-        existing = existing or self.get_transfer(transfer_id)
-        if existing is None:
-            raise NotFound(
-                f"transfer {transfer_id} does not exist", code="ledger.transfer_not_found"
-            )
-        resolved = rules.resolve_state(_as_domain(existing), post_amount)
-        locked = self._lock([existing.debit_account_id, existing.credit_account_id])
-        debit, credit = rules.apply_post(
-            locked[existing.debit_account_id][0],
-            locked[existing.credit_account_id][0],
-            existing.amount,
-            resolved.posted_amount,
-        )
-        self._write(existing.debit_account_id, debit)
-        self._write(existing.credit_account_id, credit)
-        changed = run_update(
-            self.conn,
-            transfers,
-            {
-                "state": resolved.state.value,
-                "posted_amount": resolved.posted_amount,
-                "resolved_ms": now_ms,
-                "resolved_log_index": log_index,
-            },
-            {"id": transfer_id, "state": TransferState.PENDING.value},
-        )
-        if changed != 1:
-            raise NotFound(
-                f"transfer {transfer_id} is no longer pending", code="ledger.not_pending"
-            )
-        return replace(
-            existing,
-            state=resolved.state.value,
-            posted_amount=resolved.posted_amount,
-            resolved_ms=now_ms,
-            resolved_log_index=log_index,
-        )
-
     def hold_many(self, holds: list[Hold], *, now_ms: int) -> list[TransferRec]:
         """Several pending transfers with freshly minted ids, all or none: the rules run on the
         locked totals in memory first (InsufficientFunds before anything is written), then each
@@ -227,7 +172,7 @@ class SqlLedger:
     ) -> list[TransferRec]:
         """Resolve pending transfers the caller just read in this transaction: (transfer, amount
         to post or None to void, log index of the event that will log it). Each account is
-        locked and written once; a transfer no longer pending is refused, as in :meth:`resolve`."""
+        locked and written once; one no longer pending is refused (``ledger.not_pending``)."""
         ids = [x for t, _, _ in items for x in (t.debit_account_id, t.credit_account_id)]
         totals = {k: v[0] for k, v in self._lock(ids).items()}
         out = []
