@@ -11,7 +11,7 @@ are kept as the event's *opening*, readable by its party (and auditors), who can
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +89,7 @@ class SignedEvent:
         return {"kind": self.kind, **self.facts}
 
 
+@retrying
 def append_signed(ctx: Context, events: list[SignedEvent]) -> int:
     """Verify each event's signature, then append them all in one durable transaction (a batched
     commit); returns the index of the first. Nothing is appended if one does not verify.
@@ -124,19 +125,26 @@ def openings(
     return [(index, json.loads(fields)) for index, fields in rows]
 
 
-def _reader(tx: Tx, cache: dict[tuple[int, int], bytes]) -> merkle.NodeReader:
-    """Stored nodes, through ``cache``: a complete subtree's hash never changes once written."""
+def _reader(
+    fetch: Callable[[int, int], bytes], cache: dict[tuple[int, int], bytes]
+) -> merkle.NodeReader:
+    """Stored nodes (``fetch``), through ``cache``: a complete subtree's hash never changes once
+    written. The cache is bounded: full, it starts again."""
 
     def read(level: int, index: int) -> bytes:
         hit = cache.get((level, index))
         if hit is None:
-            hit = tx.log_node(level, index)
-            if len(cache) >= NODE_CACHE_MAX:
-                cache.clear()
-            cache[(level, index)] = hit
+            hit = fetch(level, index)
+            _remember(cache, level, index, hit)
         return hit
 
     return read
+
+
+def _remember(cache: dict[tuple[int, int], bytes], level: int, index: int, h: bytes) -> None:
+    if len(cache) >= NODE_CACHE_MAX:
+        cache.clear()
+    cache[(level, index)] = h
 
 
 def integrate(ctx: Context) -> tuple[int, str] | None:
@@ -159,7 +167,7 @@ def _integrate(ctx: Context) -> tuple[int, str] | None:
         if latest is not None and size == done:
             return None
         cache: dict[tuple[int, int], bytes] = {}
-        read = _reader(tx, cache)
+        read = _reader(tx.log_node, cache)
         rows: list[tuple[int, int, bytes]] = []
         for offset, data in enumerate(tx.log_entries(done, size)):
             leaf = merkle.leaf_hash(data.encode())
@@ -172,8 +180,7 @@ def _integrate(ctx: Context) -> tuple[int, str] | None:
         tx.insert_checkpoint(size, note, ctx.now_ms())
     ctx.log_signed_size = max(ctx.log_signed_size, size)
     for level, index, h in rows:  # committed: proofs may read them from memory now
-        if len(ctx.log_nodes) < NODE_CACHE_MAX:
-            ctx.log_nodes[(level, index)] = h
+        _remember(ctx.log_nodes, level, index, h)
     return size, note
 
 
@@ -266,18 +273,7 @@ def _proof_reader(ctx: Context, size: int) -> Iterator[tuple[int, merkle.NodeRea
 
         if size > ctx.log_signed_size:
             ctx.log_signed_size = max(ctx.log_signed_size, _signed_size(tx()))
-        cache = ctx.log_nodes
-
-        def read(level: int, index: int) -> bytes:
-            hit = cache.get((level, index))
-            if hit is None:
-                hit = tx().log_node(level, index)
-                if len(cache) >= NODE_CACHE_MAX:
-                    cache.clear()
-                cache[(level, index)] = hit
-            return hit
-
-        yield ctx.log_signed_size, read
+        yield ctx.log_signed_size, _reader(lambda lv, i: tx().log_node(lv, i), ctx.log_nodes)
 
 
 def inclusion_proof(ctx: Context, index: int, size: int) -> list[bytes]:

@@ -33,9 +33,9 @@ def end_attempt(
     check the node signed what it was paid for. ``job``: the attempt's job as the caller just
     read it in this transaction (saves a read)."""
     now = ctx.now_ms()
+    payload = signed[0].payload() if signed is not None else None  # built once: it hashes
     if signed is not None:
-        extra |= {"usage": json.dumps(signed[0].payload(), sort_keys=True)}
-        extra |= {"usage_signature": signed[1]}
+        extra |= {"usage": json.dumps(payload, sort_keys=True), "usage_signature": signed[1]}
     if not tx.end_attempt(
         attempt.id, expect=attempt.state, epoch=epoch, ended_ms=now, reason=reason, **extra
     ):
@@ -65,7 +65,7 @@ def end_attempt(
     if signed is not None:
         report, signature = signed
         evidence = {
-            "usage": report.payload(),
+            "usage": payload,
             "usage_sig": signature,
             "opened": {
                 "outputs": {"salt": report.outputs_salt, "content": report.outputs_json().decode()},
